@@ -1,0 +1,65 @@
+//! Opening the SQLite database that holds the event log, the claims and the read models.
+//!
+//! One file, in WAL mode so that readers never block the writer, with `synchronous=FULL` so an
+//! acknowledged command survives a power cut, foreign keys on, and a busy timeout so that the CLI
+//! and the server can write to the same file at once (SQLite serialises writers; with the timeout
+//! a second writer waits instead of failing with "database is locked").
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+/// How long a connection waits for another writer before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The migrations of the event log, claims and read models (`migrations/` at the workspace root).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Connection options for a database file: WAL, `synchronous=FULL`, foreign keys, busy timeout.
+pub fn connect_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT)
+        // Deleted content is overwritten, not left in free pages (erasure must leave no bytes).
+        .pragma("secure_delete", "ON")
+}
+
+/// Opens (creating if needed) the database at `path` and applies every migration.
+pub async fn open(path: &Path) -> Result<SqlitePool, sqlx::Error> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .min_connections(1)
+        .connect_with(connect_options(path))
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// A private in-memory database with every migration applied, for tests (one connection, so
+/// every query sees the same database).
+pub async fn open_memory() -> Result<SqlitePool, sqlx::Error> {
+    let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// Opens the sessions database: WAL and a busy timeout like the event log, but
+/// `synchronous=NORMAL` — a session lost to a power cut only means logging in again, and
+/// sessions are written far more often than events.
+pub async fn open_sessions(path: &Path) -> Result<SqlitePool, sqlx::Error> {
+    SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(connect_options(path).synchronous(SqliteSynchronous::Normal))
+        .await
+}

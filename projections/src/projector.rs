@@ -1,0 +1,231 @@
+//! The projector: turns the event log into read models.
+//!
+//! It reads events in commit (`rowid`) order after its checkpoint and, for each batch, opens a
+//! transaction whose first statement moves the checkpoint forward (a write, so the transaction
+//! never has to upgrade from a read lock), applies every event to every read model, and commits.
+//! Hence after a crash nothing is lost or applied twice, and a rebuild is the same code path run
+//! from position 0 on emptied tables.
+//!
+//! The checkpoint move is a compare-and-set (`WHERE position = ?`): if another process (the CLI
+//! beside the server) applied the batch first, this one rolls back and reads again.
+
+use std::path::Path;
+
+use cqrs_es::Aggregate;
+use domain::UserEvent;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{SqliteConnection, SqlitePool};
+use tokio::sync::Mutex;
+
+use crate::database::MIGRATOR;
+use crate::event_log::{EventLog, StoredEvent};
+use crate::users;
+
+/// The name of the one checkpoint that all read models share (they are applied together).
+const CHECKPOINT: &str = "read_models";
+
+/// Events applied per transaction: large enough to make a rebuild fast, small enough that a
+/// catch-up never holds the write lock for long.
+const BATCH: i64 = 2_000;
+
+/// Every table a rebuild empties and `--verify` compares.
+pub fn read_model_tables() -> Vec<&'static str> {
+    users::TABLES.to_vec()
+}
+
+/// Why the read models could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// An event in the log could not be read as the event type it claims to be.
+    #[error("event at position {position} ({event_type}) cannot be read: {source}")]
+    Corrupt {
+        /// Its `rowid`.
+        position: i64,
+        /// Its stored type name.
+        event_type: String,
+        /// The deserialisation error.
+        source: serde_json::Error,
+    },
+}
+
+/// Applies the event log to the read models. Share one per process (it serialises its own
+/// catch-ups; other processes are handled by the checkpoint compare-and-set).
+pub struct Projector {
+    pool: SqlitePool,
+    log: EventLog,
+    running: Mutex<()>,
+}
+
+/// A read-model table whose rows differ from a fresh rebuild of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDifference {
+    /// The table's name.
+    pub table: String,
+    /// Rows in the live table that a rebuild does not produce.
+    pub only_live: i64,
+    /// Rows a rebuild produces that the live table lacks.
+    pub only_rebuilt: i64,
+}
+
+impl Projector {
+    /// A projector over the database behind `pool`.
+    pub fn new(pool: SqlitePool) -> Self {
+        Self {
+            log: EventLog::new(pool.clone()),
+            pool,
+            running: Mutex::new(()),
+        }
+    }
+
+    /// How far the read models have read.
+    pub async fn checkpoint(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
+            .bind(CHECKPOINT)
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    /// Applies every event committed after the checkpoint; returns how many were applied.
+    pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        self.catch_up_with_progress(|_| {}).await
+    }
+
+    /// As [`Self::catch_up`], calling `progress` with the running total after each batch.
+    pub async fn catch_up_with_progress(
+        &self,
+        mut progress: impl FnMut(u64) + Send,
+    ) -> Result<u64, ProjectionError> {
+        let _only_one_catch_up_per_process = self.running.lock().await;
+        let mut applied = 0;
+        loop {
+            let position = self.checkpoint().await?;
+            let events = self.log.read_after(position, BATCH).await?;
+            let Some(last) = events.last() else {
+                return Ok(applied);
+            };
+            let mut tx = self.pool.begin().await?;
+            let moved = sqlx::query(
+                "UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?",
+            )
+            .bind(last.position)
+            .bind(CHECKPOINT)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?;
+            if moved.rows_affected() != 1 {
+                // Another process applied these events first; read again from its checkpoint.
+                tx.rollback().await?;
+                continue;
+            }
+            for event in &events {
+                apply(&mut tx, event).await?;
+            }
+            tx.commit().await?;
+            applied += events.len() as u64;
+            progress(applied);
+        }
+    }
+
+    /// Empties every read model, resets the checkpoint and replays the whole log.
+    pub async fn rebuild(&self, progress: impl FnMut(u64) + Send) -> Result<u64, ProjectionError> {
+        {
+            let _no_catch_up_meanwhile = self.running.lock().await;
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("UPDATE projection_checkpoints SET position = 0 WHERE name = ?")
+                .bind(CHECKPOINT)
+                .execute(&mut *tx)
+                .await?;
+            for table in read_model_tables() {
+                sqlx::query(&format!("DELETE FROM {table}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
+        self.catch_up_with_progress(progress).await
+    }
+
+    /// Rebuilds the read models from the log into a private in-memory database (the live tables
+    /// are not touched) and names every table whose rows differ from the live one.
+    pub async fn verify(&self) -> Result<Vec<TableDifference>, ProjectionError> {
+        let live_path: String =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_one(&self.pool)
+                .await?;
+        let position = self.checkpoint().await?;
+        let scratch = scratch_database().await?;
+        sqlx::query("ATTACH DATABASE ? AS live")
+            .bind(Path::new(&live_path).to_string_lossy().into_owned())
+            .execute(&scratch)
+            .await?;
+        sqlx::query(
+            "INSERT INTO main.events (rowid, aggregate_type, aggregate_id, sequence, event_type,
+                                      event_version, payload, metadata)
+             SELECT rowid, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                    payload, metadata
+               FROM live.events WHERE rowid <= ? ORDER BY rowid",
+        )
+        .bind(position)
+        .execute(&scratch)
+        .await?;
+        Projector::new(scratch.clone()).catch_up().await?;
+        let mut differences = Vec::new();
+        for table in read_model_tables() {
+            let count = |from: &str, minus: &str| {
+                format!(
+                    "SELECT COUNT(*) FROM (SELECT * FROM {from}.{table} EXCEPT SELECT * FROM {minus}.{table})"
+                )
+            };
+            let only_live: i64 = sqlx::query_scalar(&count("live", "main"))
+                .fetch_one(&scratch)
+                .await?;
+            let only_rebuilt: i64 = sqlx::query_scalar(&count("main", "live"))
+                .fetch_one(&scratch)
+                .await?;
+            if only_live != 0 || only_rebuilt != 0 {
+                differences.push(TableDifference {
+                    table: table.to_owned(),
+                    only_live,
+                    only_rebuilt,
+                });
+            }
+        }
+        Ok(differences)
+    }
+}
+
+/// A migrated in-memory database on a single connection (ATTACH is per connection).
+async fn scratch_database() -> Result<SqlitePool, sqlx::Error> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(SqliteConnectOptions::new().in_memory(true))
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// Applies one event to every read model that cares about its aggregate type.
+async fn apply(conn: &mut SqliteConnection, event: &StoredEvent) -> Result<(), ProjectionError> {
+    let corrupt = |source| ProjectionError::Corrupt {
+        position: event.position,
+        event_type: event.event_type.clone(),
+        source,
+    };
+    if event.aggregate_type == <domain::User as Aggregate>::TYPE {
+        let user_event: UserEvent =
+            serde_json::from_value(event.payload.clone()).map_err(corrupt)?;
+        users::apply(conn, event, &user_event).await?;
+    } else {
+        tracing::debug!(
+            aggregate_type = event.aggregate_type,
+            "no read model for this aggregate type"
+        );
+    }
+    Ok(())
+}

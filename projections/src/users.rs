@@ -1,0 +1,149 @@
+//! The `users` read model: one row per registered account, for login lookups, navigation and
+//! (later) the admin pages.
+
+use domain::{Role, UserEvent};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::event_log::StoredEvent;
+use crate::time_format::{from_sql, to_sql};
+
+/// The tables this module owns (emptied by a rebuild, compared by `--verify`).
+pub const TABLES: &[&str] = &["users"];
+
+/// An account as the read side knows it. Never holds the password hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRow {
+    /// The User aggregate's id.
+    pub id: Uuid,
+    /// As typed at registration.
+    pub username: String,
+    /// Lower-cased, validated.
+    pub email: String,
+    /// `user` or `superuser`.
+    pub role: Role,
+    /// Deactivated accounts cannot log in.
+    pub active: bool,
+    /// When the account was registered.
+    pub date_joined: OffsetDateTime,
+    /// The last successful login, if any.
+    pub last_login: Option<OffsetDateTime>,
+}
+
+impl UserRow {
+    /// Whether this account may use the admin pages.
+    pub fn is_superuser(&self) -> bool {
+        self.role == Role::Superuser
+    }
+}
+
+/// Applies one User event to the table.
+pub async fn apply(
+    conn: &mut SqliteConnection,
+    stored: &StoredEvent,
+    event: &UserEvent,
+) -> Result<(), sqlx::Error> {
+    let id = stored.aggregate_id.as_str();
+    match event {
+        UserEvent::Registered {
+            username,
+            email,
+            role,
+            registered_at,
+            ..
+        } => {
+            sqlx::query(
+                "INSERT INTO users (id, username, username_canonical, email, role, active,
+                                    date_joined, last_login)
+                 VALUES (?, ?, ?, ?, ?, 1, ?, NULL)",
+            )
+            .bind(id)
+            .bind(username.as_str())
+            .bind(username.canonical())
+            .bind(email.as_str())
+            .bind(role.as_str())
+            .bind(to_sql(*registered_at))
+            .execute(conn)
+            .await?;
+        }
+        UserEvent::LoggedIn { at } => {
+            sqlx::query("UPDATE users SET last_login = ? WHERE id = ?")
+                .bind(to_sql(*at))
+                .bind(id)
+                .execute(conn)
+                .await?;
+        }
+        UserEvent::RoleChanged { to, .. } => {
+            sqlx::query("UPDATE users SET role = ? WHERE id = ?")
+                .bind(to.as_str())
+                .bind(id)
+                .execute(conn)
+                .await?;
+        }
+        UserEvent::Deactivated => set_active(conn, id, false).await?,
+        UserEvent::Activated => set_active(conn, id, true).await?,
+        UserEvent::LoginFailed { .. } => {}
+    }
+    Ok(())
+}
+
+async fn set_active(
+    conn: &mut SqliteConnection,
+    id: &str,
+    active: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET active = ? WHERE id = ?")
+        .bind(active)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+const COLUMNS: &str = "id, username, email, role, active, date_joined, last_login";
+
+fn user_row(row: &sqlx::sqlite::SqliteRow) -> Result<UserRow, sqlx::Error> {
+    let decode = |column: &str, message: &str| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: message.into(),
+    };
+    let id: String = row.try_get("id")?;
+    let role: String = row.try_get("role")?;
+    let date_joined: String = row.try_get("date_joined")?;
+    let last_login: Option<String> = row.try_get("last_login")?;
+    Ok(UserRow {
+        id: Uuid::parse_str(&id).map_err(|_| decode("id", "not a UUID"))?,
+        username: row.try_get("username")?,
+        email: row.try_get("email")?,
+        role: role.parse().map_err(|_| decode("role", "unknown role"))?,
+        active: row.try_get("active")?,
+        date_joined: from_sql(&date_joined).ok_or_else(|| decode("date_joined", "bad time"))?,
+        last_login: last_login.as_deref().and_then(from_sql),
+    })
+}
+
+/// The account with this id.
+pub async fn find_by_id(pool: &SqlitePool, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = ?"))
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(user_row).transpose()
+}
+
+/// The account with this (already lower-cased) email.
+pub async fn find_by_email(pool: &SqlitePool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE email = ?"))
+        .bind(email)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(user_row).transpose()
+}
+
+/// Number of accounts.
+pub async fn count(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(pool)
+        .await
+}

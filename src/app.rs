@@ -1,0 +1,166 @@
+//! Building and running the server: open the databases, catch the read models up, assemble the
+//! router, listen, and shut down gracefully on Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use domain::UserServices;
+use projections::{EventLog, Projector};
+use sqlx::SqlitePool;
+use tokio::net::TcpListener;
+use tower_sessions_sqlx_store::SqliteStore;
+
+use crate::accounts::Accounts;
+use crate::commands::CommandBus;
+use crate::config::{DataConfig, ServeConfig};
+use crate::http::templates::Templates;
+use crate::http::{self, AppState};
+use crate::jobs::Jobs;
+use crate::passwords::Argon2Hasher;
+use crate::throttle::LoginThrottle;
+
+/// At most this many argon2 hashes run at once (each takes 19 MiB and a core for ~50 ms);
+/// further logins wait their turn instead of starving the rest of the server.
+const CONCURRENT_HASHES: usize = 4;
+
+/// The write side and read side over one database, shared by the server and the CLI.
+pub struct Core {
+    /// The event log and read-model database.
+    pub pool: SqlitePool,
+    /// Applies the log to the read models.
+    pub projector: Arc<Projector>,
+    /// Account use cases.
+    pub accounts: Arc<Accounts>,
+}
+
+impl Core {
+    /// Opens (creating and migrating) the database under the data directory and brings the
+    /// read models up to date with the log.
+    pub async fn open(data: &DataConfig, throttle: LoginThrottle) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&data.data_dir)
+            .with_context(|| format!("cannot create data directory {}", data.data_dir.display()))?;
+        let pool = projections::database::open(&data.database_path())
+            .await
+            .context("cannot open the database")?;
+        let projector = Arc::new(Projector::new(pool.clone()));
+        let caught_up = projector.catch_up().await?;
+        if caught_up > 0 {
+            tracing::info!(
+                events = caught_up,
+                "read models caught up with the event log"
+            );
+        }
+        let hasher = Argon2Hasher::new(CONCURRENT_HASHES)?;
+        let commands = Arc::new(CommandBus::new(
+            EventLog::new(pool.clone()),
+            UserServices::new(Arc::new(hasher.clone())),
+            projector.clone(),
+        ));
+        let accounts = Arc::new(Accounts::new(pool.clone(), commands, hasher, throttle));
+        Ok(Self {
+            pool,
+            projector,
+            accounts,
+        })
+    }
+}
+
+/// A built server, ready to run.
+pub struct Application {
+    router: Router,
+    listener: TcpListener,
+    jobs: Jobs,
+    core: Core,
+}
+
+impl Application {
+    /// Opens everything and binds the listening socket (port 0 picks a free port).
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        let (router, core, session_store) = build_router(config.clone()).await?;
+        let jobs = Jobs::start(&config, session_store).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        Ok(Self {
+            router,
+            listener,
+            jobs,
+            core,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then lets in-flight requests finish (each is bounded by
+    /// the request timeout) and returns.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        self.jobs.stop().await;
+        self.core.pool.close().await;
+        tracing::info!("server stopped");
+        Ok(())
+    }
+}
+
+/// The router with its state, over the databases in `config`'s data directory. Tests use this
+/// directly (no socket).
+pub async fn build_router(config: ServeConfig) -> anyhow::Result<(Router, Core, SqliteStore)> {
+    let core = Core::open(&config.data, LoginThrottle::new(config.login_cooldown)).await?;
+    let session_pool = projections::database::open_sessions(&config.data.sessions_path())
+        .await
+        .context("cannot open the sessions database")?;
+    let session_store = SqliteStore::new(session_pool);
+    session_store
+        .migrate()
+        .await
+        .context("cannot migrate the sessions table")?;
+    let state = AppState {
+        config: Arc::new(config),
+        pool: core.pool.clone(),
+        accounts: core.accounts.clone(),
+        templates: Arc::new(Templates::new()),
+    };
+    Ok((
+        http::router(state, session_store.clone()),
+        core,
+        session_store,
+    ))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(?error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(?error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,208 @@
+//! Command-line flags and `CVM_*` environment variables (clap), for every subcommand.
+//!
+//! The configuration is parsed once in `main` and passed down explicitly; nothing reads a global.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// CV Manager: self-hosted CVs and user management.
+///
+/// With no subcommand, `cvm` runs the web server (`cvm serve`).
+#[derive(Debug, Parser)]
+#[command(name = "cvm", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Server settings when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeConfig,
+}
+
+/// The subcommands of `cvm`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web server (the default).
+    Serve(ServeConfig),
+    /// Create a superuser account (works while the server runs).
+    CreateSuperuser(CreateSuperuserArgs),
+    /// Empty the read models and rebuild them from the event log.
+    RebuildProjections(RebuildArgs),
+}
+
+/// Where the data lives; shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct DataConfig {
+    /// Directory for the database and uploaded files (created if missing).
+    #[arg(long, env = "CVM_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+impl DataConfig {
+    /// The event log and read models.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("cvm.db")
+    }
+
+    /// Sessions live in their own file: they are written on most requests and need none of the
+    /// event log's durability, so they never queue behind its `synchronous=FULL` commits.
+    pub fn sessions_path(&self) -> PathBuf {
+        self.data_dir.join("sessions.db")
+    }
+}
+
+/// Settings of the web server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub data: DataConfig,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "CVM_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// The URL people use to reach the server. An https URL turns on `Secure` cookies; its
+    /// origin is the one cross-site checks accept.
+    #[arg(long, env = "CVM_PUBLIC_URL", default_value = "http://127.0.0.1:3000")]
+    pub public_url: String,
+
+    /// A session ends after this long without a request (e.g. 90s, 15m, 2h, 7d).
+    #[arg(long, env = "CVM_SESSION_IDLE", default_value = "2h", value_parser = parse_duration)]
+    pub session_idle: Duration,
+
+    /// A session ends this long after login, however active it is.
+    #[arg(long, env = "CVM_SESSION_ABSOLUTE", default_value = "7d", value_parser = parse_duration)]
+    pub session_absolute: Duration,
+
+    /// How long logins stay refused after too many failures (5 per account or 20 per client IP
+    /// within this window).
+    #[arg(long, env = "CVM_LOGIN_COOLDOWN", default_value = "15m", value_parser = parse_duration)]
+    pub login_cooldown: Duration,
+
+    /// Comma-separated IPs of reverse proxies whose `X-Forwarded-For` is believed. Empty: the
+    /// peer address is the client.
+    #[arg(long, env = "CVM_TRUSTED_PROXIES", value_delimiter = ',', num_args = 0..)]
+    pub trusted_proxies: Vec<IpAddr>,
+
+    /// How often expired sessions are purged (cron syntax with seconds).
+    #[arg(
+        long,
+        env = "CVM_SESSION_PURGE_SCHEDULE",
+        default_value = "0 */15 * * * *"
+    )]
+    pub session_purge_schedule: String,
+
+    /// Longest time a request may take before it is answered with 408; also bounds shutdown.
+    #[arg(long, env = "CVM_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+}
+
+impl ServeConfig {
+    /// Whether cookies must carry `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// `scheme://host[:port]` of the public URL, as browsers send it in `Origin`.
+    pub fn public_origin(&self) -> String {
+        let url = self.public_url.trim_end_matches('/');
+        match url.find("://") {
+            Some(scheme_end) => {
+                let rest = &url[scheme_end + 3..];
+                let host_end = rest.find('/').unwrap_or(rest.len());
+                format!("{}{}", &url[..scheme_end + 3], &rest[..host_end])
+            }
+            None => url.to_owned(),
+        }
+    }
+
+    /// Settings for tests and embedding: everything default, data under `data_dir`, any port.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let mut config = Cli::parse_from(["cvm"]).serve;
+        config.data.data_dir = data_dir.into();
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config
+    }
+}
+
+/// `create-superuser` arguments.
+#[derive(Debug, Args)]
+pub struct CreateSuperuserArgs {
+    #[command(flatten)]
+    pub data: DataConfig,
+
+    /// The new account's username.
+    #[arg(long)]
+    pub username: String,
+
+    /// The new account's email.
+    #[arg(long)]
+    pub email: String,
+
+    /// The password, for non-interactive use; otherwise it is asked for at a prompt.
+    #[arg(
+        long = "password-from-env",
+        env = "CVM_SUPERUSER_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+}
+
+/// `rebuild-projections` arguments.
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub data: DataConfig,
+
+    /// Do not touch the live tables: rebuild into memory, compare, name any table that differs
+    /// and exit non-zero if one does.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// Parses `90s`, `15m`, `2h`, `7d` (anything humantime accepts).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|error| format!("{error} (write e.g. 90s, 15m, 2h, 7d)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_written_with_a_unit() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert!(parse_duration("7").is_err());
+    }
+
+    #[test]
+    fn an_https_public_url_means_secure_cookies() {
+        let mut config = ServeConfig::for_data_dir("/tmp/x");
+        assert!(!config.secure_cookies());
+        config.public_url = "https://cv.example.com/".into();
+        assert!(config.secure_cookies());
+        assert_eq!(config.public_origin(), "https://cv.example.com");
+    }
+
+    #[test]
+    fn the_public_origin_drops_any_path() {
+        let mut config = ServeConfig::for_data_dir("/tmp/x");
+        config.public_url = "http://localhost:8080/cv/".into();
+        assert_eq!(config.public_origin(), "http://localhost:8080");
+    }
+
+    #[test]
+    fn no_subcommand_means_serve_with_defaults() {
+        let cli = Cli::parse_from(["cvm"]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.listen.to_string(), "127.0.0.1:3000");
+    }
+}

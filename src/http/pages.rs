@@ -1,0 +1,46 @@
+//! The landing page, `/cvs` (the list of the user's CVs) and `/healthz`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use minijinja::context;
+
+use crate::http::error::Result;
+use crate::http::extract::{Page, RequireUser};
+use crate::http::AppState;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/cvs", get(cvs))
+        .route("/healthz", get(healthz))
+}
+
+async fn home(page: Page) -> Result<Response> {
+    Ok(page.render("home.html", context! {}).await?.into_response())
+}
+
+/// The user's CVs. The CV aggregate does not exist yet, so the list is empty and says so.
+async fn cvs(page: Page, RequireUser(_user): RequireUser) -> Result<Response> {
+    Ok(page
+        .render("cvs/index.html", context! {})
+        .await?
+        .into_response())
+}
+
+/// 200 when the database answers a query, 503 otherwise.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match sqlx::query_scalar::<_, i64>("SELECT 1")
+        .fetch_one(&state.pool)
+        .await
+    {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(error) => {
+            tracing::error!(?error, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
+}

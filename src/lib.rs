@@ -1,0 +1,13 @@
+//! CV Manager, the application crate: configuration, startup, the HTTP layer, background jobs
+//! and the CLI. The domain (`domain` crate) and the read side (`projections` crate) are separate
+//! so that each can be understood and tested alone.
+
+pub mod accounts;
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod http;
+pub mod jobs;
+pub mod passwords;
+pub mod throttle;

@@ -1,0 +1,31 @@
+//! `cvm`: parses the command line and runs the chosen subcommand.
+
+use clap::Parser;
+use cvm::config::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(config)) => serve(config).await,
+        Some(Command::CreateSuperuser(args)) => cvm::cli::create_superuser(args).await,
+        Some(Command::RebuildProjections(args)) => cvm::cli::rebuild_projections(args).await,
+    }
+}
+
+async fn serve(config: cvm::config::ServeConfig) -> anyhow::Result<()> {
+    let public_url = config.public_url.clone();
+    let app = cvm::app::Application::build(config).await?;
+    tracing::info!(
+        "CV Manager listening on http://{} (public URL {public_url})",
+        app.local_addr()?
+    );
+    app.run_until_stopped().await
+}
