@@ -31,6 +31,8 @@ pub struct Core {
     pub pool: SqlitePool,
     /// Applies the log to the read models.
     pub projector: Arc<Projector>,
+    /// Runs commands on aggregates.
+    pub commands: Arc<CommandBus>,
     /// Account use cases.
     pub accounts: Arc<Accounts>,
 }
@@ -58,10 +60,16 @@ impl Core {
             UserServices::new(Arc::new(hasher.clone())),
             projector.clone(),
         ));
-        let accounts = Arc::new(Accounts::new(pool.clone(), commands, hasher, throttle));
+        let accounts = Arc::new(Accounts::new(
+            pool.clone(),
+            commands.clone(),
+            hasher,
+            throttle,
+        ));
         Ok(Self {
             pool,
             projector,
+            commands,
             accounts,
         })
     }

@@ -9,8 +9,6 @@
 //! The checkpoint move is a compare-and-set (`WHERE position = ?`): if another process (the CLI
 //! beside the server) applied the batch first, this one rolls back and reads again.
 
-use std::path::Path;
-
 use cqrs_es::Aggregate;
 use domain::UserEvent;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
@@ -148,19 +146,27 @@ impl Projector {
         self.catch_up_with_progress(progress).await
     }
 
-    /// Rebuilds the read models from the log into a private in-memory database (the live tables
+    /// Rebuilds the read models from the log into a private temporary database (the live tables
     /// are not touched) and names every table whose rows differ from the live one.
     pub async fn verify(&self) -> Result<Vec<TableDifference>, ProjectionError> {
         let live_path: String =
             sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
                 .fetch_one(&self.pool)
                 .await?;
-        let position = self.checkpoint().await?;
         let scratch = scratch_database().await?;
         sqlx::query("ATTACH DATABASE ? AS live")
-            .bind(Path::new(&live_path).to_string_lossy().into_owned())
+            .bind(&live_path)
             .execute(&scratch)
             .await?;
+        // One transaction takes a consistent snapshot of the live side: its checkpoint, the
+        // events up to it, and a copy of every read-model table. A server catching up meanwhile
+        // cannot make the comparison see tables and checkpoint from different moments.
+        let mut snapshot = scratch.begin().await?;
+        let position: i64 =
+            sqlx::query_scalar("SELECT position FROM live.projection_checkpoints WHERE name = ?")
+                .bind(CHECKPOINT)
+                .fetch_one(&mut *snapshot)
+                .await?;
         sqlx::query(
             "INSERT INTO main.events (rowid, aggregate_type, aggregate_id, sequence, event_type,
                                       event_version, payload, metadata)
@@ -169,20 +175,31 @@ impl Projector {
                FROM live.events WHERE rowid <= ? ORDER BY rowid",
         )
         .bind(position)
-        .execute(&scratch)
+        .execute(&mut *snapshot)
         .await?;
+        for table in read_model_tables() {
+            sqlx::query(&format!(
+                "CREATE TABLE main.live_{table} AS SELECT * FROM live.{table}"
+            ))
+            .execute(&mut *snapshot)
+            .await?;
+        }
+        snapshot.commit().await?;
+        sqlx::query("DETACH DATABASE live")
+            .execute(&scratch)
+            .await?;
+
         Projector::new(scratch.clone()).catch_up().await?;
         let mut differences = Vec::new();
         for table in read_model_tables() {
             let count = |from: &str, minus: &str| {
-                format!(
-                    "SELECT COUNT(*) FROM (SELECT * FROM {from}.{table} EXCEPT SELECT * FROM {minus}.{table})"
-                )
+                format!("SELECT COUNT(*) FROM (SELECT * FROM {from} EXCEPT SELECT * FROM {minus})")
             };
-            let only_live: i64 = sqlx::query_scalar(&count("live", "main"))
+            let live = format!("live_{table}");
+            let only_live: i64 = sqlx::query_scalar(&count(&live, table))
                 .fetch_one(&scratch)
                 .await?;
-            let only_rebuilt: i64 = sqlx::query_scalar(&count("main", "live"))
+            let only_rebuilt: i64 = sqlx::query_scalar(&count(table, &live))
                 .fetch_one(&scratch)
                 .await?;
             if only_live != 0 || only_rebuilt != 0 {
@@ -197,14 +214,16 @@ impl Projector {
     }
 }
 
-/// A migrated in-memory database on a single connection (ATTACH is per connection).
+/// A migrated private temporary database on a single connection (ATTACH is per connection).
+/// The empty filename asks SQLite for an anonymous on-disk temp file; a true in-memory database
+/// (`SQLITE_OPEN_MEMORY`) would open every ATTACHed file in memory too, i.e. empty.
 async fn scratch_database() -> Result<SqlitePool, sqlx::Error> {
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(1)
         .idle_timeout(None)
         .max_lifetime(None)
-        .connect_with(SqliteConnectOptions::new().in_memory(true))
+        .connect_with(SqliteConnectOptions::new().filename(""))
         .await?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)

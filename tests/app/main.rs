@@ -1,0 +1,9 @@
+//! Integration tests of the whole application: one binary, one fresh database per test.
+
+mod helpers;
+
+mod accounts;
+mod cli;
+mod concurrency;
+mod projections;
+mod security;
