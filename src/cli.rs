@@ -4,6 +4,8 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressStyle};
+
 use anyhow::{bail, Context};
 use domain::Role;
 use projections::EventMetadata;
@@ -85,16 +87,18 @@ pub async fn rebuild_projections(args: RebuildArgs) -> anyhow::Result<()> {
         .await
         .context("cannot read the event log")?;
     let started = Instant::now();
-    let mut last_report = Instant::now();
+    let bar = ProgressBar::new(total.max(0) as u64).with_style(
+        ProgressStyle::with_template(
+            "{spinner} rebuilding read models [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
     let applied = core
         .projector
-        .rebuild(|done| {
-            if last_report.elapsed() >= Duration::from_secs(1) {
-                last_report = Instant::now();
-                tracing::info!(done, total, "rebuilding read models");
-            }
-        })
+        .rebuild(|done| bar.set_position(done))
         .await?;
+    bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         events = applied,
