@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -12,18 +13,58 @@ use sqlx::SqlitePool;
 use tokio::net::TcpListener;
 use tower_sessions_sqlx_store::SqliteStore;
 
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, ResetLinks};
+use crate::avatars::{AvatarLimits, AvatarStore};
 use crate::commands::CommandBus;
 use crate::config::{DataConfig, ServeConfig};
 use crate::http::templates::Templates;
 use crate::http::{self, AppState};
 use crate::jobs::Jobs;
+use crate::mail::Mailer;
 use crate::passwords::Argon2Hasher;
+use crate::profiles::Profiles;
 use crate::throttle::LoginThrottle;
 
 /// At most this many argon2 hashes run at once (each takes 19 MiB and a core for ~50 ms);
 /// further logins wait their turn instead of starving the rest of the server.
 const CONCURRENT_HASHES: usize = 4;
+
+/// Settings of the use cases that the server and the CLI share.
+#[derive(Debug, Clone)]
+pub struct CoreOptions {
+    /// How long logins stay refused after too many failures.
+    pub login_cooldown: Duration,
+    /// How long a password-reset link is valid.
+    pub password_reset_ttl: Duration,
+    /// The URL links in emails start with.
+    pub public_url: String,
+    /// SMTP server, or `None` for the outbox folder.
+    pub smtp_url: Option<String>,
+    /// Sender of outgoing mail.
+    pub mail_from: String,
+    /// Largest profile picture accepted.
+    pub avatar_max_bytes: usize,
+}
+
+impl From<&ServeConfig> for CoreOptions {
+    fn from(config: &ServeConfig) -> Self {
+        Self {
+            login_cooldown: config.login_cooldown,
+            password_reset_ttl: config.password_reset_ttl,
+            public_url: config.public_url.clone(),
+            smtp_url: config.smtp_url.clone(),
+            mail_from: config.mail_from.clone(),
+            avatar_max_bytes: config.avatar_max_bytes,
+        }
+    }
+}
+
+impl CoreOptions {
+    /// The server's defaults (what the CLI uses).
+    pub fn defaults() -> Self {
+        Self::from(&ServeConfig::for_data_dir("."))
+    }
+}
 
 /// The write side and read side over one database, shared by the server and the CLI.
 pub struct Core {
@@ -35,12 +76,14 @@ pub struct Core {
     pub commands: Arc<CommandBus>,
     /// Account use cases.
     pub accounts: Arc<Accounts>,
+    /// Profile use cases.
+    pub profiles: Arc<Profiles>,
 }
 
 impl Core {
     /// Opens (creating and migrating) the database under the data directory and brings the
     /// read models up to date with the log.
-    pub async fn open(data: &DataConfig, throttle: LoginThrottle) -> anyhow::Result<Self> {
+    pub async fn open(data: &DataConfig, options: CoreOptions) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&data.data_dir)
             .with_context(|| format!("cannot create data directory {}", data.data_dir.display()))?;
         let pool = projections::database::open(&data.database_path())
@@ -60,17 +103,39 @@ impl Core {
             UserServices::new(Arc::new(hasher.clone())),
             projector.clone(),
         ));
+        let mailer = Mailer::new(
+            options.smtp_url.as_deref(),
+            &options.mail_from,
+            data.outbox_path(),
+        )
+        .context("invalid mail settings")?;
+        tracing::debug!(mail = mailer.describe(), "mail transport");
         let accounts = Arc::new(Accounts::new(
             pool.clone(),
             commands.clone(),
             hasher,
-            throttle,
+            LoginThrottle::new(options.login_cooldown),
+            ResetLinks {
+                mailer,
+                public_url: options.public_url.clone(),
+                ttl: options.password_reset_ttl,
+            },
+        ));
+        let profiles = Arc::new(Profiles::new(
+            pool.clone(),
+            commands.clone(),
+            AvatarStore::new(&data.data_dir),
+            AvatarLimits {
+                max_bytes: options.avatar_max_bytes,
+                ..AvatarLimits::default()
+            },
         ));
         Ok(Self {
             pool,
             projector,
             commands,
             accounts,
+            profiles,
         })
     }
 }
@@ -123,7 +188,7 @@ impl Application {
 /// The router with its state, over the databases in `config`'s data directory. Tests use this
 /// directly (no socket).
 pub async fn build_router(config: ServeConfig) -> anyhow::Result<(Router, Core, SqliteStore)> {
-    let core = Core::open(&config.data, LoginThrottle::new(config.login_cooldown)).await?;
+    let core = Core::open(&config.data, CoreOptions::from(&config)).await?;
     let session_pool = projections::database::open_sessions(&config.data.sessions_path())
         .await
         .context("cannot open the sessions database")?;
@@ -136,6 +201,7 @@ pub async fn build_router(config: ServeConfig) -> anyhow::Result<(Router, Core, 
         config: Arc::new(config),
         pool: core.pool.clone(),
         accounts: core.accounts.clone(),
+        profiles: core.profiles.clone(),
         templates: Arc::new(Templates::new()),
     };
     Ok((

@@ -2,7 +2,7 @@
 //! Both work while the server runs on the same data directory (WAL and a busy timeout).
 
 use std::io::IsTerminal;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -11,9 +11,8 @@ use domain::Role;
 use projections::EventMetadata;
 
 use crate::accounts::{Registration, RegistrationError};
-use crate::app::Core;
+use crate::app::{Core, CoreOptions};
 use crate::config::{CreateSuperuserArgs, RebuildArgs};
-use crate::throttle::LoginThrottle;
 
 /// Creates a superuser through the same command path as registration (an event is recorded).
 pub async fn create_superuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
@@ -31,7 +30,7 @@ pub async fn create_superuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
             "no password: run in a terminal to be asked for one, or set CVM_SUPERUSER_PASSWORD"
         ),
     };
-    let core = Core::open(&args.data, LoginThrottle::new(Duration::ZERO)).await?;
+    let core = Core::open(&args.data, CoreOptions::defaults()).await?;
     let registration = Registration {
         username: args.username,
         email: args.email,
@@ -61,7 +60,7 @@ pub async fn create_superuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
 
 /// Rebuilds the read models from the log, or with `--verify` compares a rebuild with them.
 pub async fn rebuild_projections(args: RebuildArgs) -> anyhow::Result<()> {
-    let core = Core::open(&args.data, LoginThrottle::new(Duration::ZERO)).await?;
+    let core = Core::open(&args.data, CoreOptions::defaults()).await?;
     if args.verify {
         let differences = core.projector.verify().await?;
         if differences.is_empty() {

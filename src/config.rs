@@ -48,6 +48,11 @@ impl DataConfig {
         self.data_dir.join("cvm.db")
     }
 
+    /// Where mail goes when no SMTP server is configured.
+    pub fn outbox_path(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+
     /// Sessions live in their own file: they are written on most requests and need none of the
     /// event log's durability, so they never queue behind its `synchronous=FULL` commits.
     pub fn sessions_path(&self) -> PathBuf {
@@ -95,6 +100,27 @@ pub struct ServeConfig {
         default_value = "0 */15 * * * *"
     )]
     pub session_purge_schedule: String,
+
+    /// Largest profile picture accepted, in bytes (larger uploads get 413).
+    #[arg(long, env = "CVM_AVATAR_MAX_BYTES", default_value_t = 5 * 1024 * 1024)]
+    pub avatar_max_bytes: usize,
+
+    /// How long an emailed password-reset link stays valid.
+    #[arg(long, env = "CVM_PASSWORD_RESET_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub password_reset_ttl: Duration,
+
+    /// SMTP server for outgoing mail, e.g. `smtps://user:password@mail.example.com` or
+    /// `smtp://localhost:25`. Unset: mail is written to `<data dir>/outbox/` as .eml files.
+    #[arg(long, env = "CVM_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of outgoing mail.
+    #[arg(
+        long,
+        env = "CVM_MAIL_FROM",
+        default_value = "CV Manager <no-reply@localhost>"
+    )]
+    pub mail_from: String,
 
     /// Longest time a request may take before it is answered with 408; also bounds shutdown.
     #[arg(long, env = "CVM_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]

@@ -4,10 +4,13 @@
 
 pub mod accounts;
 pub mod app;
+pub mod avatars;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod http;
 pub mod jobs;
+pub mod mail;
 pub mod passwords;
+pub mod profiles;
 pub mod throttle;

@@ -10,6 +10,7 @@ pub mod user;
 
 pub use user::{
     is_common_password, Email, EmailError, HashingError, LoginFailureReason, Password,
-    PasswordError, PasswordHash, PasswordHasher, Role, UnknownRole, User, UserCommand, UserError,
-    UserEvent, UserServices, Username, UsernameError,
+    PasswordError, PasswordHash, PasswordHasher, Profile, ProfileChanges, ProfileErrors,
+    ProfileInput, Role, UnknownRole, User, UserCommand, UserError, UserEvent, UserServices,
+    Username, UsernameError,
 };

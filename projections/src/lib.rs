@@ -10,6 +10,8 @@
 pub mod claims;
 pub mod database;
 pub mod event_log;
+pub mod password_resets;
+pub mod profiles;
 pub mod projector;
 pub mod time_format;
 pub mod users;

@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 
 use crate::database::MIGRATOR;
 use crate::event_log::{EventLog, StoredEvent};
-use crate::users;
+use crate::{password_resets, profiles, users};
 
 /// The name of the one checkpoint that all read models share (they are applied together).
 const CHECKPOINT: &str = "read_models";
@@ -28,7 +28,7 @@ const BATCH: i64 = 2_000;
 
 /// Every table a rebuild empties and `--verify` compares.
 pub fn read_model_tables() -> Vec<&'static str> {
-    users::TABLES.to_vec()
+    [users::TABLES, profiles::TABLES, password_resets::TABLES].concat()
 }
 
 /// Why the read models could not be brought up to date.
@@ -240,6 +240,8 @@ async fn apply(conn: &mut SqliteConnection, event: &StoredEvent) -> Result<(), P
         let user_event: UserEvent =
             serde_json::from_value(event.payload.clone()).map_err(corrupt)?;
         users::apply(conn, event, &user_event).await?;
+        profiles::apply(conn, event, &user_event).await?;
+        password_resets::apply(conn, event, &user_event).await?;
     } else {
         tracing::debug!(
             aggregate_type = event.aggregate_type,

@@ -29,6 +29,8 @@ pub struct UserRow {
     pub date_joined: OffsetDateTime,
     /// The last successful login, if any.
     pub last_login: Option<OffsetDateTime>,
+    /// Sessions created in an older epoch are dead (see the migration that adds it).
+    pub session_epoch: i64,
 }
 
 impl UserRow {
@@ -74,17 +76,39 @@ pub async fn apply(
                 .execute(conn)
                 .await?;
         }
-        UserEvent::RoleChanged { to, .. } => {
+        UserEvent::RoleChanged { from, to } => {
             sqlx::query("UPDATE users SET role = ? WHERE id = ?")
                 .bind(to.as_str())
                 .bind(id)
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?;
+            // A demoted superuser starts again as a plain user, with no admin page left open.
+            if *from == Role::Superuser && *to == Role::User {
+                end_sessions(conn, id).await?;
+            }
         }
-        UserEvent::Deactivated => set_active(conn, id, false).await?,
+        UserEvent::Deactivated => {
+            set_active(conn, id, false).await?;
+            end_sessions(conn, id).await?;
+        }
         UserEvent::Activated => set_active(conn, id, true).await?,
-        UserEvent::LoginFailed { .. } => {}
+        UserEvent::PasswordChanged { .. } | UserEvent::PasswordReset { .. } => {
+            end_sessions(conn, id).await?;
+        }
+        UserEvent::LoginFailed { .. }
+        | UserEvent::ProfileUpdated { .. }
+        | UserEvent::AvatarChanged { .. }
+        | UserEvent::AvatarRemoved
+        | UserEvent::PasswordResetRequested { .. } => {}
     }
+    Ok(())
+}
+
+async fn end_sessions(conn: &mut SqliteConnection, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -101,7 +125,7 @@ async fn set_active(
     Ok(())
 }
 
-const COLUMNS: &str = "id, username, email, role, active, date_joined, last_login";
+const COLUMNS: &str = "id, username, email, role, active, date_joined, last_login, session_epoch";
 
 fn user_row(row: &sqlx::sqlite::SqliteRow) -> Result<UserRow, sqlx::Error> {
     let decode = |column: &str, message: &str| sqlx::Error::ColumnDecode {
@@ -120,6 +144,7 @@ fn user_row(row: &sqlx::sqlite::SqliteRow) -> Result<UserRow, sqlx::Error> {
         active: row.try_get("active")?,
         date_joined: from_sql(&date_joined).ok_or_else(|| decode("date_joined", "bad time"))?,
         last_login: last_login.as_deref().and_then(from_sql),
+        session_epoch: row.try_get("session_epoch")?,
     })
 }
 

@@ -223,6 +223,7 @@ async fn a_registration_appears_in_the_users_table_after_catch_up() {
         active: true,
         date_joined: datetime!(2026-11-28 12:34:56.123456 UTC),
         last_login: None,
+        session_epoch: 0,
     };
     assert_eq!(db.row(id).await, Some(expected.clone()));
     assert_eq!(

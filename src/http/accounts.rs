@@ -64,7 +64,7 @@ async fn register(
         .await
     {
         Ok(user_id) => {
-            page.session().log_in(user_id).await?;
+            page.session().log_in(user_id, 0).await?;
             page.session()
                 .flash("success", "Welcome! Your account is ready.")
                 .await?;
@@ -146,7 +146,7 @@ async fn login(
         .await;
     let (status, message, retry_after) = match outcome {
         Ok(user) => {
-            page.session().log_in(user.id).await?;
+            page.session().log_in(user.id, user.session_epoch).await?;
             tracing::info!(user_id = %user.id, "user logged in");
             let target = if next.is_empty() { AFTER_LOGIN } else { &next };
             return Ok(Redirect::to(target).into_response());

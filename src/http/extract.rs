@@ -110,8 +110,9 @@ impl FromRequestParts<AppState> for ClientInfo {
     }
 }
 
-/// The logged-in user, if any. An account that was deactivated, vanished, or whose session is
-/// past its absolute lifetime is logged out here, on its next request.
+/// The logged-in user, if any. An account that was deactivated, vanished, whose sessions were
+/// all ended (password changed or reset, demoted), or whose session is past its absolute
+/// lifetime is logged out here, on its next request.
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub Option<UserRow>);
 
@@ -124,11 +125,13 @@ impl FromRequestParts<AppState> for CurrentUser {
         }
         let session = AppSession::from_request_parts(parts, state).await?;
         let mut user = None;
-        if let Some((user_id, logged_in_at)) = session.login().await? {
-            let age = OffsetDateTime::now_utc() - logged_in_at;
+        if let Some(login) = session.login().await? {
+            let age = OffsetDateTime::now_utc() - login.logged_in_at;
             let within_lifetime = age <= state.config.session_absolute;
-            match users::find_by_id(&state.pool, user_id).await? {
-                Some(row) if row.active && within_lifetime => user = Some(row),
+            match users::find_by_id(&state.pool, login.user_id).await? {
+                Some(row) if row.active && within_lifetime && row.session_epoch == login.epoch => {
+                    user = Some(row)
+                }
                 _ => session.log_out().await?,
             }
         }

@@ -1,6 +1,7 @@
 //! The HTTP layer: one module per feature, each with its `router()`, merged in [`router`] with
 //! the layers every response passes through.
 
+pub mod account;
 pub mod accounts;
 pub mod admin;
 pub mod assets;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod pages;
+pub mod profile;
 pub mod session;
 pub mod templates;
 
@@ -28,6 +30,7 @@ use tracing::Level;
 
 use crate::accounts::Accounts;
 use crate::config::ServeConfig;
+use crate::profiles::Profiles;
 use templates::Templates;
 
 /// What every handler can reach.
@@ -39,6 +42,8 @@ pub struct AppState {
     pub pool: SqlitePool,
     /// Account use cases.
     pub accounts: Arc<Accounts>,
+    /// Profile use cases.
+    pub profiles: Arc<Profiles>,
     /// Page templates.
     pub templates: Arc<Templates>,
 }
@@ -69,6 +74,8 @@ where
     let routes = Router::new()
         .merge(pages::router())
         .merge(accounts::router())
+        .merge(account::router())
+        .merge(profile::router(config.avatar_max_bytes))
         .merge(admin::router())
         .merge(assets::router())
         .fallback(|| async { error::Error::NotFound })

@@ -9,8 +9,17 @@ use crate::http::error::Result;
 
 const USER_ID: &str = "user_id";
 const LOGGED_IN_AT: &str = "logged_in_at";
+const SESSION_EPOCH: &str = "session_epoch";
 const CSRF_TOKEN: &str = "csrf_token";
 const FLASH: &str = "flash";
+
+/// Who is logged in to a session, since when, and in which session epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLogin {
+    pub user_id: Uuid,
+    pub logged_in_at: OffsetDateTime,
+    pub epoch: i64,
+}
 
 /// A one-time message shown on the next page.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,27 +42,43 @@ impl std::fmt::Debug for AppSession {
 }
 
 impl AppSession {
-    /// The logged-in user and when they logged in, if any.
-    pub async fn login(&self) -> Result<Option<(Uuid, OffsetDateTime)>> {
+    /// The logged-in user, if any.
+    pub async fn login(&self) -> Result<Option<SessionLogin>> {
         let user_id: Option<Uuid> = self.0.get(USER_ID).await?;
         let at: Option<i64> = self.0.get(LOGGED_IN_AT).await?;
+        let epoch: Option<i64> = self.0.get(SESSION_EPOCH).await?;
         Ok(match (user_id, at) {
-            (Some(id), Some(at)) => OffsetDateTime::from_unix_timestamp(at)
-                .ok()
-                .map(|at| (id, at)),
+            (Some(user_id), Some(at)) => {
+                OffsetDateTime::from_unix_timestamp(at)
+                    .ok()
+                    .map(|logged_in_at| SessionLogin {
+                        user_id,
+                        logged_in_at,
+                        epoch: epoch.unwrap_or(0),
+                    })
+            }
             _ => None,
         })
     }
 
     /// Starts an authenticated session: a new session id first (so a planted id is worthless),
-    /// then the user and a fresh CSRF token.
-    pub async fn log_in(&self, user_id: Uuid) -> Result<()> {
+    /// then the user, the user's current session epoch and a fresh CSRF token.
+    pub async fn log_in(&self, user_id: Uuid, epoch: i64) -> Result<()> {
         self.0.cycle_id().await?;
         self.0.insert(USER_ID, user_id).await?;
         self.0
             .insert(LOGGED_IN_AT, OffsetDateTime::now_utc().unix_timestamp())
             .await?;
+        self.0.insert(SESSION_EPOCH, epoch).await?;
         self.0.insert(CSRF_TOKEN, new_token()).await?;
+        Ok(())
+    }
+
+    /// Keeps this session alive across an epoch change it caused itself (a password change
+    /// ends every *other* session), with a fresh id.
+    pub async fn move_to_epoch(&self, epoch: i64) -> Result<()> {
+        self.0.cycle_id().await?;
+        self.0.insert(SESSION_EPOCH, epoch).await?;
         Ok(())
     }
 

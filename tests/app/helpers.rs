@@ -22,8 +22,8 @@ pub const GOOD_PASSWORD: &str = "correct horse battery staple";
 pub struct TestApp {
     pub browser: Browser,
     pub core: Core,
-    /// Held so the data directory lives as long as the app; dropping it deletes the data.
-    _data_dir: TempDir,
+    /// The data directory; dropping it deletes the data.
+    data_dir: TempDir,
 }
 
 impl Deref for TestApp {
@@ -44,7 +44,9 @@ impl DerefMut for TestApp {
 pub struct TestResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// The body as text (lossy for binary bodies; see `bytes`).
     pub body: String,
+    pub bytes: Vec<u8>,
 }
 
 impl TestResponse {
@@ -85,13 +87,36 @@ impl TestApp {
         Self {
             browser: Browser::new(router),
             core,
-            _data_dir: dir,
+            data_dir: dir,
         }
     }
 
     /// Another browser (no cookie) on the same server.
     pub fn new_browser(&self) -> Browser {
         Browser::new(self.browser.router.clone())
+    }
+
+    /// The data directory (database, pictures, outbox).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
+    /// The id of the account with this email.
+    pub async fn user_id(&self, email: &str) -> uuid::Uuid {
+        projections::users::find_by_email(self.pool(), email)
+            .await
+            .unwrap()
+            .expect("user exists")
+            .id
+    }
+
+    /// Runs a command as the CLI would (no actor).
+    pub async fn run(&self, id: uuid::Uuid, command: domain::UserCommand) {
+        self.core
+            .commands
+            .user(id, command, &projections::EventMetadata::now("test"))
+            .await
+            .expect("command accepted");
     }
 
     /// The database of the event log and read models.
@@ -190,6 +215,7 @@ impl Browser {
             status,
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes: bytes.to_vec(),
         }
     }
 
@@ -254,6 +280,36 @@ impl Browser {
     pub async fn login(&mut self, email: &str, password: &str) -> TestResponse {
         self.post_form("/login", &[("email", email), ("password", password)])
             .await
+    }
+
+    /// POSTs a multipart upload of one file field, with the CSRF token in the query string
+    /// as the page's form does.
+    pub async fn upload(
+        &mut self,
+        path: &str,
+        field: &str,
+        filename: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> TestResponse {
+        let token = self.csrf_token().await;
+        let boundary = "----cvm-test-boundary-7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let separator = if path.contains('?') { '&' } else { '?' };
+        self.post_raw(
+            &format!("{path}{separator}csrf_token={token}"),
+            &format!("multipart/form-data; boundary={boundary}"),
+            body,
+        )
+        .await
     }
 
     /// Logs out through the form.

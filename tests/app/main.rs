@@ -5,5 +5,7 @@ mod helpers;
 mod accounts;
 mod cli;
 mod concurrency;
+mod passwords;
+mod profile;
 mod projections;
 mod security;

@@ -4,12 +4,14 @@
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use super::commands::UserCommand;
 use super::email::Email;
 use super::error::UserError;
 use super::events::{LoginFailureReason, UserEvent};
 use super::password::PasswordHash;
+use super::profile::Profile;
 use super::role::Role;
 use super::services::UserServices;
 use super::username::Username;
@@ -31,6 +33,15 @@ pub struct User {
     pub role: Role,
     /// Whether the user may log in.
     pub active: bool,
+    /// Personal information.
+    #[serde(default)]
+    pub profile: Profile,
+    /// Content hash of the current profile picture.
+    #[serde(default)]
+    pub avatar: Option<String>,
+    /// Reset links sent and not yet used: token hash and expiry.
+    #[serde(default)]
+    pub pending_resets: Vec<(String, OffsetDateTime)>,
 }
 
 impl User {
@@ -131,6 +142,100 @@ impl Aggregate for User {
                 }
                 sink.write(UserEvent::Activated, self).await;
             }
+            UserCommand::UpdateProfile { profile } => {
+                self.ensure_registered()?;
+                let changes = self.profile.changes_to(&profile);
+                // An unchanged (or empty) submission records nothing.
+                if !changes.is_empty() {
+                    sink.write(UserEvent::ProfileUpdated { changes }, self)
+                        .await;
+                }
+            }
+            UserCommand::ChangeAvatar {
+                content_hash,
+                width,
+                height,
+            } => {
+                self.ensure_registered()?;
+                if self.avatar.as_deref() != Some(content_hash.as_str()) {
+                    let event = UserEvent::AvatarChanged {
+                        content_hash,
+                        width,
+                        height,
+                    };
+                    sink.write(event, self).await;
+                }
+            }
+            UserCommand::RemoveAvatar => {
+                self.ensure_registered()?;
+                if self.avatar.is_none() {
+                    return Err(UserError::NoAvatar);
+                }
+                sink.write(UserEvent::AvatarRemoved, self).await;
+            }
+            UserCommand::ChangePassword {
+                current_password,
+                new_password,
+            } => {
+                self.ensure_registered()?;
+                let Some(hash) = &self.password_hash else {
+                    return Err(UserError::NotFound);
+                };
+                if !services.passwords.verify(hash, &current_password).await {
+                    return Err(UserError::WrongPassword);
+                }
+                let password_hash = services
+                    .passwords
+                    .hash(&new_password)
+                    .await
+                    .map_err(|e| UserError::Hashing(e.0))?;
+                sink.write(UserEvent::PasswordChanged { password_hash }, self)
+                    .await;
+            }
+            UserCommand::RequestPasswordReset {
+                token_hash,
+                expires_at,
+            } => {
+                self.ensure_registered()?;
+                if !self.active {
+                    return Err(UserError::AccountDeactivated);
+                }
+                let event = UserEvent::PasswordResetRequested {
+                    token_hash,
+                    expires_at,
+                };
+                sink.write(event, self).await;
+            }
+            UserCommand::ResetPassword {
+                token_hash,
+                new_password,
+                at,
+            } => {
+                self.ensure_registered()?;
+                let Some((_, expires_at)) = self
+                    .pending_resets
+                    .iter()
+                    .find(|(pending, _)| *pending == token_hash)
+                else {
+                    return Err(UserError::ResetTokenInvalid);
+                };
+                if *expires_at <= at {
+                    return Err(UserError::ResetTokenExpired);
+                }
+                if !self.active {
+                    return Err(UserError::AccountDeactivated);
+                }
+                let password_hash = services
+                    .passwords
+                    .hash(&new_password)
+                    .await
+                    .map_err(|e| UserError::Hashing(e.0))?;
+                let event = UserEvent::PasswordReset {
+                    password_hash,
+                    token_hash,
+                };
+                sink.write(event, self).await;
+            }
         }
         Ok(())
     }
@@ -156,6 +261,19 @@ impl Aggregate for User {
             UserEvent::RoleChanged { from: _, to } => self.role = to,
             UserEvent::Deactivated => self.active = false,
             UserEvent::Activated => self.active = true,
+            UserEvent::ProfileUpdated { changes } => self.profile.apply(&changes),
+            UserEvent::AvatarChanged { content_hash, .. } => self.avatar = Some(content_hash),
+            UserEvent::AvatarRemoved => self.avatar = None,
+            // A new password, however it was set, makes every outstanding reset link useless.
+            UserEvent::PasswordChanged { password_hash }
+            | UserEvent::PasswordReset { password_hash, .. } => {
+                self.password_hash = Some(password_hash);
+                self.pending_resets.clear();
+            }
+            UserEvent::PasswordResetRequested {
+                token_hash,
+                expires_at,
+            } => self.pending_resets.push((token_hash, expires_at)),
         }
     }
 }
@@ -171,6 +289,7 @@ mod tests {
     use super::*;
     use crate::testing::{FailingHasher, PlainTextHasher};
     use crate::user::password::Password;
+    use crate::user::profile::ProfileChanges;
 
     type UserTest = TestFramework<User>;
 
@@ -461,5 +580,261 @@ mod tests {
         let services = services();
         let future = user.handle(UserCommand::Activate, &services, &sink);
         assert_send(&future);
+    }
+
+    const NEW_PASSWORD: &str = "marmalade bicycle orbit";
+    const LATER: OffsetDateTime = datetime!(2024-05-01 13:00 UTC);
+
+    fn new_password() -> Password {
+        Password::parse(NEW_PASSWORD, "alice", "alice@example.com").unwrap()
+    }
+
+    fn profile(headline: &str) -> Profile {
+        Profile {
+            full_name: "Alice Doe".into(),
+            headline: headline.into(),
+            ..Profile::default()
+        }
+    }
+
+    fn reset_requested(token: &str) -> UserEvent {
+        UserEvent::PasswordResetRequested {
+            token_hash: token.into(),
+            expires_at: LATER,
+        }
+    }
+
+    #[test]
+    fn a_profile_update_records_only_the_changed_fields() {
+        UserTest::with(services())
+            .given(vec![
+                registered(Role::User),
+                UserEvent::ProfileUpdated {
+                    changes: Profile::default().changes_to(&profile("Engineer")),
+                },
+            ])
+            .when(UserCommand::UpdateProfile {
+                profile: profile("Architect"),
+            })
+            .then_expect_events(vec![UserEvent::ProfileUpdated {
+                changes: ProfileChanges {
+                    headline: Some("Architect".into()),
+                    ..ProfileChanges::default()
+                },
+            }]);
+    }
+
+    #[test]
+    fn an_unchanged_profile_records_nothing() {
+        UserTest::with(services())
+            .given(vec![
+                registered(Role::User),
+                UserEvent::ProfileUpdated {
+                    changes: Profile::default().changes_to(&profile("Engineer")),
+                },
+            ])
+            .when(UserCommand::UpdateProfile {
+                profile: profile("Engineer"),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn an_empty_profile_on_a_new_account_records_nothing() {
+        UserTest::with(services())
+            .given(vec![registered(Role::User)])
+            .when(UserCommand::UpdateProfile {
+                profile: Profile::default(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_new_avatar_is_recorded_by_hash_and_size() {
+        UserTest::with(services())
+            .given(vec![registered(Role::User)])
+            .when(UserCommand::ChangeAvatar {
+                content_hash: "ab".repeat(32),
+                width: 512,
+                height: 384,
+            })
+            .then_expect_events(vec![UserEvent::AvatarChanged {
+                content_hash: "ab".repeat(32),
+                width: 512,
+                height: 384,
+            }]);
+    }
+
+    #[test]
+    fn the_same_avatar_again_records_nothing() {
+        let changed = UserEvent::AvatarChanged {
+            content_hash: "ab".repeat(32),
+            width: 512,
+            height: 384,
+        };
+        UserTest::with(services())
+            .given(vec![registered(Role::User), changed])
+            .when(UserCommand::ChangeAvatar {
+                content_hash: "ab".repeat(32),
+                width: 512,
+                height: 384,
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn an_avatar_can_be_removed() {
+        let changed = UserEvent::AvatarChanged {
+            content_hash: "ab".repeat(32),
+            width: 1,
+            height: 1,
+        };
+        UserTest::with(services())
+            .given(vec![registered(Role::User), changed])
+            .when(UserCommand::RemoveAvatar)
+            .then_expect_events(vec![UserEvent::AvatarRemoved]);
+    }
+
+    #[test]
+    fn removing_a_missing_avatar_is_rejected() {
+        UserTest::with(services())
+            .given(vec![registered(Role::User)])
+            .when(UserCommand::RemoveAvatar)
+            .then_expect_error(UserError::NoAvatar);
+    }
+
+    #[test]
+    fn the_password_changes_with_the_right_current_password() {
+        UserTest::with(services())
+            .given(vec![registered(Role::User)])
+            .when(UserCommand::ChangePassword {
+                current_password: PASSWORD.into(),
+                new_password: new_password(),
+            })
+            .then_expect_events(vec![UserEvent::PasswordChanged {
+                password_hash: PlainTextHasher::hash_of(NEW_PASSWORD),
+            }]);
+    }
+
+    #[test]
+    fn the_password_does_not_change_with_a_wrong_current_password() {
+        UserTest::with(services())
+            .given(vec![registered(Role::User)])
+            .when(UserCommand::ChangePassword {
+                current_password: "not my password".into(),
+                new_password: new_password(),
+            })
+            .then_expect_error(UserError::WrongPassword);
+    }
+
+    #[test]
+    fn a_reset_can_be_requested_for_an_active_account() {
+        UserTest::with(services())
+            .given(vec![registered(Role::User)])
+            .when(UserCommand::RequestPasswordReset {
+                token_hash: "t1".into(),
+                expires_at: LATER,
+            })
+            .then_expect_events(vec![reset_requested("t1")]);
+    }
+
+    #[test]
+    fn a_reset_cannot_be_requested_for_a_deactivated_account() {
+        UserTest::with(services())
+            .given(vec![registered(Role::User), UserEvent::Deactivated])
+            .when(UserCommand::RequestPasswordReset {
+                token_hash: "t1".into(),
+                expires_at: LATER,
+            })
+            .then_expect_error(UserError::AccountDeactivated);
+    }
+
+    #[test]
+    fn a_valid_reset_token_sets_the_new_password() {
+        UserTest::with(services())
+            .given(vec![registered(Role::User), reset_requested("t1")])
+            .when(UserCommand::ResetPassword {
+                token_hash: "t1".into(),
+                new_password: new_password(),
+                at: AT,
+            })
+            .then_expect_events(vec![UserEvent::PasswordReset {
+                password_hash: PlainTextHasher::hash_of(NEW_PASSWORD),
+                token_hash: "t1".into(),
+            }]);
+    }
+
+    #[test]
+    fn a_reset_token_works_only_once() {
+        let used = UserEvent::PasswordReset {
+            password_hash: PlainTextHasher::hash_of(NEW_PASSWORD),
+            token_hash: "t1".into(),
+        };
+        UserTest::with(services())
+            .given(vec![registered(Role::User), reset_requested("t1"), used])
+            .when(UserCommand::ResetPassword {
+                token_hash: "t1".into(),
+                new_password: new_password(),
+                at: AT,
+            })
+            .then_expect_error(UserError::ResetTokenInvalid);
+    }
+
+    #[test]
+    fn an_expired_reset_token_is_refused() {
+        UserTest::with(services())
+            .given(vec![registered(Role::User), reset_requested("t1")])
+            .when(UserCommand::ResetPassword {
+                token_hash: "t1".into(),
+                new_password: new_password(),
+                at: LATER,
+            })
+            .then_expect_error(UserError::ResetTokenExpired);
+    }
+
+    #[test]
+    fn an_unknown_reset_token_is_refused() {
+        UserTest::with(services())
+            .given(vec![registered(Role::User), reset_requested("t1")])
+            .when(UserCommand::ResetPassword {
+                token_hash: "t2".into(),
+                new_password: new_password(),
+                at: AT,
+            })
+            .then_expect_error(UserError::ResetTokenInvalid);
+    }
+
+    #[test]
+    fn a_password_change_voids_outstanding_reset_tokens() {
+        let changed = UserEvent::PasswordChanged {
+            password_hash: PlainTextHasher::hash_of(NEW_PASSWORD),
+        };
+        UserTest::with(services())
+            .given(vec![registered(Role::User), reset_requested("t1"), changed])
+            .when(UserCommand::ResetPassword {
+                token_hash: "t1".into(),
+                new_password: new_password(),
+                at: AT,
+            })
+            .then_expect_error(UserError::ResetTokenInvalid);
+    }
+
+    #[test]
+    fn profile_and_password_commands_on_an_unknown_user_are_not_found() {
+        for command in [
+            UserCommand::UpdateProfile {
+                profile: profile("x"),
+            },
+            UserCommand::RemoveAvatar,
+            UserCommand::ChangePassword {
+                current_password: PASSWORD.into(),
+                new_password: new_password(),
+            },
+        ] {
+            UserTest::with(services())
+                .given_no_previous_events()
+                .when(command)
+                .then_expect_error(UserError::NotFound);
+        }
     }
 }

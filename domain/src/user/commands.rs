@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::email::Email;
 use super::password::Password;
+use super::profile::Profile;
 use super::role::Role;
 use super::username::Username;
 
@@ -46,6 +47,32 @@ pub enum UserCommand {
     Deactivate,
     /// Allow a deactivated user to log in again.
     Activate,
+    /// Replaces the personal information; records only the fields that changed.
+    UpdateProfile { profile: Profile },
+    /// Sets a new profile picture (already decoded and stored by the application).
+    ChangeAvatar {
+        content_hash: String,
+        width: u32,
+        height: u32,
+    },
+    /// Removes the profile picture.
+    RemoveAvatar,
+    /// Changes the password after checking the current one.
+    ChangePassword {
+        current_password: String,
+        new_password: Password,
+    },
+    /// Records that a reset link was sent; only the token's hash is kept.
+    RequestPasswordReset {
+        token_hash: String,
+        expires_at: OffsetDateTime,
+    },
+    /// Sets a new password with a reset token (single use, before it expires).
+    ResetPassword {
+        token_hash: String,
+        new_password: Password,
+        at: OffsetDateTime,
+    },
 }
 
 impl fmt::Debug for UserCommand {
@@ -76,6 +103,29 @@ impl fmt::Debug for UserCommand {
             }
             UserCommand::Deactivate => f.write_str("Deactivate"),
             UserCommand::Activate => f.write_str("Activate"),
+            UserCommand::UpdateProfile { .. } => f.write_str("UpdateProfile { .. }"),
+            UserCommand::ChangeAvatar {
+                content_hash,
+                width,
+                height,
+            } => f
+                .debug_struct("ChangeAvatar")
+                .field("content_hash", content_hash)
+                .field("width", width)
+                .field("height", height)
+                .finish(),
+            UserCommand::RemoveAvatar => f.write_str("RemoveAvatar"),
+            UserCommand::ChangePassword { .. } => f.write_str("ChangePassword { *** }"),
+            UserCommand::RequestPasswordReset { expires_at, .. } => f
+                .debug_struct("RequestPasswordReset")
+                .field("token_hash", &"***")
+                .field("expires_at", expires_at)
+                .finish(),
+            UserCommand::ResetPassword { at, .. } => f
+                .debug_struct("ResetPassword")
+                .field("token_hash", &"***")
+                .field("at", at)
+                .finish(),
         }
     }
 }

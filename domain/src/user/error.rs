@@ -22,4 +22,14 @@ pub enum UserError {
     /// The password could not be hashed; the detail is for logs.
     #[error("The password could not be processed: {0}")]
     Hashing(String),
+    #[error("The current password is not correct.")]
+    WrongPassword,
+    #[error("There is no profile picture to remove.")]
+    NoAvatar,
+    #[error("This password reset link is not valid. It may have been used already.")]
+    ResetTokenInvalid,
+    #[error("This password reset link has expired. Please ask for a new one.")]
+    ResetTokenExpired,
+    #[error("This account is deactivated.")]
+    AccountDeactivated,
 }

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use super::email::Email;
 use super::password::PasswordHash;
+use super::profile::ProfileChanges;
 use super::role::Role;
 use super::username::Username;
 
@@ -60,6 +61,29 @@ pub enum UserEvent {
     Deactivated,
     /// The account was reactivated.
     Activated,
+    /// Personal information changed; only the changed fields are present.
+    ProfileUpdated { changes: ProfileChanges },
+    /// A new profile picture: its content hash and size, never its bytes.
+    AvatarChanged {
+        content_hash: String,
+        width: u32,
+        height: u32,
+    },
+    /// The profile picture was removed.
+    AvatarRemoved,
+    /// The password was changed by its owner (who knew the current one).
+    PasswordChanged { password_hash: PasswordHash },
+    /// A reset link was sent; the token itself is never stored, only its SHA-256.
+    PasswordResetRequested {
+        token_hash: String,
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
+    /// The password was set through a reset link, which is now used up.
+    PasswordReset {
+        password_hash: PasswordHash,
+        token_hash: String,
+    },
 }
 
 /// Why a login attempt was refused.
@@ -102,6 +126,16 @@ impl UserEvent {
             UserEvent::RoleChanged { from, to } => format!("role changed from {from} to {to}"),
             UserEvent::Deactivated => "deactivated".to_owned(),
             UserEvent::Activated => "activated".to_owned(),
+            UserEvent::ProfileUpdated { changes } => {
+                format!("updated profile: {}", changes.field_names().join(", "))
+            }
+            UserEvent::AvatarChanged { width, height, .. } => {
+                format!("changed profile picture ({width}×{height})")
+            }
+            UserEvent::AvatarRemoved => "removed profile picture".to_owned(),
+            UserEvent::PasswordChanged { .. } => "changed password".to_owned(),
+            UserEvent::PasswordResetRequested { .. } => "requested a password reset".to_owned(),
+            UserEvent::PasswordReset { .. } => "reset password with an emailed link".to_owned(),
         }
     }
 }
@@ -115,6 +149,12 @@ impl DomainEvent for UserEvent {
             UserEvent::RoleChanged { .. } => "UserRoleChanged",
             UserEvent::Deactivated => "UserDeactivated",
             UserEvent::Activated => "UserActivated",
+            UserEvent::ProfileUpdated { .. } => "UserProfileUpdated",
+            UserEvent::AvatarChanged { .. } => "UserAvatarChanged",
+            UserEvent::AvatarRemoved => "UserAvatarRemoved",
+            UserEvent::PasswordChanged { .. } => "UserPasswordChanged",
+            UserEvent::PasswordResetRequested { .. } => "UserPasswordResetRequested",
+            UserEvent::PasswordReset { .. } => "UserPasswordReset",
         };
         name.to_owned()
     }
