@@ -344,4 +344,71 @@ mod tests {
         assert_eq!(UserEvent::Deactivated.describe(), "deactivated");
         assert_eq!(UserEvent::Activated.describe(), "activated");
     }
+
+    #[test]
+    fn a_profile_update_stores_only_the_changed_fields() {
+        let event = UserEvent::ProfileUpdated {
+            changes: ProfileChanges {
+                headline: Some("Engineer".into()),
+                phone: Some(String::new()),
+                ..ProfileChanges::default()
+            },
+        };
+        assert_round_trip(
+            &event,
+            r#"{"ProfileUpdated":{"changes":{"headline":"Engineer","phone":""}}}"#,
+        );
+    }
+
+    #[test]
+    fn an_avatar_change_stores_hash_and_size() {
+        let event = UserEvent::AvatarChanged {
+            content_hash: "ab".repeat(32),
+            width: 512,
+            height: 384,
+        };
+        let json = format!(
+            r#"{{"AvatarChanged":{{"content_hash":"{}","width":512,"height":384}}}}"#,
+            "ab".repeat(32)
+        );
+        assert_round_trip(&event, &json);
+        assert_round_trip(&UserEvent::AvatarRemoved, r#""AvatarRemoved""#);
+    }
+
+    #[test]
+    fn password_events_keep_their_shape() {
+        assert_round_trip(
+            &UserEvent::PasswordChanged {
+                password_hash: PasswordHash::new("h".into()),
+            },
+            r#"{"PasswordChanged":{"password_hash":"h"}}"#,
+        );
+        assert_round_trip(
+            &UserEvent::PasswordResetRequested {
+                token_hash: "t".into(),
+                expires_at: datetime!(2024-05-01 13:00 UTC),
+            },
+            r#"{"PasswordResetRequested":{"token_hash":"t","expires_at":"2024-05-01T13:00:00Z"}}"#,
+        );
+        assert_round_trip(
+            &UserEvent::PasswordReset {
+                password_hash: PasswordHash::new("h".into()),
+                token_hash: "t".into(),
+            },
+            r#"{"PasswordReset":{"password_hash":"h","token_hash":"t"}}"#,
+        );
+    }
+
+    #[test]
+    fn descriptions_of_password_events_reveal_no_secret() {
+        let event = UserEvent::PasswordReset {
+            password_hash: PasswordHash::new("$argon2id$secret".into()),
+            token_hash: "tokenhash".into(),
+        };
+        let text = event.describe();
+        assert!(
+            !text.contains("secret") && !text.contains("tokenhash"),
+            "{text}"
+        );
+    }
 }
