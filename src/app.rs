@@ -17,6 +17,7 @@ use crate::accounts::{Accounts, ResetLinks};
 use crate::avatars::{AvatarLimits, AvatarStore};
 use crate::commands::CommandBus;
 use crate::config::{DataConfig, ServeConfig};
+use crate::cvs::Cvs;
 use crate::http::templates::Templates;
 use crate::http::{self, AppState};
 use crate::jobs::Jobs;
@@ -78,6 +79,8 @@ pub struct Core {
     pub accounts: Arc<Accounts>,
     /// Profile use cases.
     pub profiles: Arc<Profiles>,
+    /// CV use cases.
+    pub cvs: Arc<Cvs>,
 }
 
 impl Core {
@@ -130,12 +133,14 @@ impl Core {
                 ..AvatarLimits::default()
             },
         ));
+        let cvs = Arc::new(Cvs::new(pool.clone(), commands.clone()));
         Ok(Self {
             pool,
             projector,
             commands,
             accounts,
             profiles,
+            cvs,
         })
     }
 }
@@ -202,6 +207,7 @@ pub async fn build_router(config: ServeConfig) -> anyhow::Result<(Router, Core, 
         pool: core.pool.clone(),
         accounts: core.accounts.clone(),
         profiles: core.profiles.clone(),
+        cvs: core.cvs.clone(),
         templates: Arc::new(Templates::new()),
     };
     Ok((

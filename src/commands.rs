@@ -10,7 +10,9 @@ use std::sync::Arc;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
-use domain::{User, UserCommand, UserError, UserEvent, UserServices};
+use domain::{
+    Cv, CvCommand, CvError, CvEvent, User, UserCommand, UserError, UserEvent, UserServices,
+};
 use projections::{EventLog, EventMetadata, Projector};
 use uuid::Uuid;
 
@@ -35,6 +37,7 @@ pub enum CommandError<E: std::error::Error> {
 /// Executes commands and keeps the read models in step.
 pub struct CommandBus {
     users: PersistedEventStore<EventLog, User>,
+    cvs: PersistedEventStore<EventLog, Cv>,
     user_services: UserServices,
     projector: Arc<Projector>,
 }
@@ -43,7 +46,8 @@ impl CommandBus {
     /// A bus over `log`, with `projector` brought up to date after every command.
     pub fn new(log: EventLog, user_services: UserServices, projector: Arc<Projector>) -> Self {
         Self {
-            users: PersistedEventStore::new_event_store(log),
+            users: PersistedEventStore::new_event_store(log.clone()),
+            cvs: PersistedEventStore::new_event_store(log),
             user_services,
             projector,
         }
@@ -58,6 +62,23 @@ impl CommandBus {
         metadata: &EventMetadata,
     ) -> Result<Vec<UserEvent>, CommandError<UserError>> {
         let events = execute(&self.users, &self.user_services, id, command, metadata).await?;
+        self.projector
+            .catch_up()
+            .await
+            .map_err(|error| CommandError::Infrastructure(error.into()))?;
+        Ok(events)
+    }
+}
+
+impl CommandBus {
+    /// Runs a command on the CV `id`; as [`CommandBus::user`].
+    pub async fn cv(
+        &self,
+        id: Uuid,
+        command: CvCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Vec<CvEvent>, CommandError<CvError>> {
+        let events = execute(&self.cvs, &(), id, command, metadata).await?;
         self.projector
             .catch_up()
             .await

@@ -8,6 +8,8 @@ pub mod avatars;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod cv_view;
+pub mod cvs;
 pub mod http;
 pub mod jobs;
 pub mod mail;

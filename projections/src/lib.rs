@@ -8,6 +8,7 @@
 //!   queries that pages and the CLI run against it.
 
 pub mod claims;
+pub mod cvs;
 pub mod database;
 pub mod event_log;
 pub mod password_resets;

@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 
 use crate::database::MIGRATOR;
 use crate::event_log::{EventLog, StoredEvent};
-use crate::{password_resets, profiles, users};
+use crate::{cvs, password_resets, profiles, users};
 
 /// The name of the one checkpoint that all read models share (they are applied together).
 const CHECKPOINT: &str = "read_models";
@@ -28,7 +28,13 @@ const BATCH: i64 = 2_000;
 
 /// Every table a rebuild empties and `--verify` compares.
 pub fn read_model_tables() -> Vec<&'static str> {
-    [users::TABLES, profiles::TABLES, password_resets::TABLES].concat()
+    [
+        users::TABLES,
+        profiles::TABLES,
+        password_resets::TABLES,
+        cvs::TABLES,
+    ]
+    .concat()
 }
 
 /// Why the read models could not be brought up to date.
@@ -242,6 +248,10 @@ async fn apply(conn: &mut SqliteConnection, event: &StoredEvent) -> Result<(), P
         users::apply(conn, event, &user_event).await?;
         profiles::apply(conn, event, &user_event).await?;
         password_resets::apply(conn, event, &user_event).await?;
+    } else if event.aggregate_type == <domain::Cv as Aggregate>::TYPE {
+        let cv_event: domain::CvEvent =
+            serde_json::from_value(event.payload.clone()).map_err(corrupt)?;
+        cvs::apply(conn, event, &cv_event).await?;
     } else {
         tracing::debug!(
             aggregate_type = event.aggregate_type,

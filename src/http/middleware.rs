@@ -14,8 +14,13 @@ use crate::http::extract::request_id;
 use crate::http::session::{tokens_match, AppSession};
 use crate::http::AppState;
 
-/// Largest urlencoded form body accepted (multipart uploads set their own limits).
+/// Largest urlencoded form body accepted on most routes (the router's default body limit);
+/// routes that take more (JSON Resume import) raise it for themselves.
 pub const FORM_BODY_LIMIT: usize = 64 * 1024;
+
+/// Most the CSRF guard buffers to find the token: above every route's own limit, which the
+/// route's extractor then enforces with a 413.
+const GUARD_BUFFER_LIMIT: usize = 2 * 1024 * 1024;
 
 /// Name of the form field (or multipart's `X-CSRF-Token` header) that carries the token.
 pub const CSRF_FIELD: &str = "csrf_token";
@@ -69,7 +74,7 @@ pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: N
     }
 
     let (parts, body) = request.into_parts();
-    let bytes = match to_bytes(body, FORM_BODY_LIMIT).await {
+    let bytes = match to_bytes(body, GUARD_BUFFER_LIMIT).await {
         Ok(bytes) => bytes,
         Err(_) => return error_status(StatusCode::PAYLOAD_TOO_LARGE),
     };

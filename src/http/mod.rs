@@ -5,6 +5,7 @@ pub mod account;
 pub mod accounts;
 pub mod admin;
 pub mod assets;
+pub mod cvs;
 pub mod error;
 pub mod extract;
 pub mod middleware;
@@ -30,6 +31,7 @@ use tracing::Level;
 
 use crate::accounts::Accounts;
 use crate::config::ServeConfig;
+use crate::cvs::Cvs;
 use crate::profiles::Profiles;
 use templates::Templates;
 
@@ -44,6 +46,8 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     /// Profile use cases.
     pub profiles: Arc<Profiles>,
+    /// CV use cases.
+    pub cvs: Arc<Cvs>,
     /// Page templates.
     pub templates: Arc<Templates>,
 }
@@ -75,6 +79,7 @@ where
         .merge(pages::router())
         .merge(accounts::router())
         .merge(account::router())
+        .merge(cvs::router())
         .merge(profile::router(config.avatar_max_bytes))
         .merge(admin::router())
         .merge(assets::router())

@@ -8,27 +8,18 @@ use axum::Router;
 use minijinja::context;
 
 use crate::http::error::Result;
-use crate::http::extract::{Page, RequireUser};
+use crate::http::extract::Page;
 use crate::http::AppState;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
-        .route("/cvs", get(cvs))
         .route("/healthz", get(healthz))
 }
 
 async fn home(page: Page) -> Result<Response> {
     Ok(page.render("home.html", context! {}).await?.into_response())
-}
-
-/// The user's CVs. The CV aggregate does not exist yet, so the list is empty and says so.
-async fn cvs(page: Page, RequireUser(_user): RequireUser) -> Result<Response> {
-    Ok(page
-        .render("cvs/index.html", context! {})
-        .await?
-        .into_response())
 }
 
 /// 200 when the database answers a query, 503 otherwise.

@@ -1,0 +1,178 @@
+//! The CV read models: `cvs` (one row per CV, for lists and counts) and `cv_documents` (each
+//! CV's current state, for rendering). The document is advanced with the aggregate's own
+//! `apply`, so a page shows exactly what the write side decided.
+
+use std::collections::BTreeMap;
+
+use cqrs_es::Aggregate;
+use domain::{Cv, CvEvent};
+use serde::Serialize;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::event_log::StoredEvent;
+use crate::time_format::{from_sql, to_sql};
+
+/// The tables this module owns.
+pub const TABLES: &[&str] = &["cvs", "cv_documents"];
+
+/// A CV in a list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CvSummary {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub title: String,
+    pub archived: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+    pub entry_count: i64,
+    pub section_counts: BTreeMap<String, i64>,
+}
+
+/// Applies one Cv event to both tables.
+pub async fn apply(
+    conn: &mut SqliteConnection,
+    stored: &StoredEvent,
+    event: &CvEvent,
+) -> Result<(), sqlx::Error> {
+    let id = stored.aggregate_id.as_str();
+    let at = stored
+        .metadata()
+        .at
+        .or(match event {
+            CvEvent::Created { created_at, .. } => Some(*created_at),
+            _ => None,
+        })
+        .map(to_sql)
+        .unwrap_or_default();
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM cv_documents WHERE cv_id = ?")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let mut cv: Cv = state
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default();
+    cv.apply(event.clone());
+    let json = serde_json::to_string(&cv).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    sqlx::query(
+        "INSERT INTO cv_documents (cv_id, version, state) VALUES (?, ?, ?)
+         ON CONFLICT (cv_id) DO UPDATE SET version = excluded.version, state = excluded.state",
+    )
+    .bind(id)
+    .bind(cv.version as i64)
+    .bind(json)
+    .execute(&mut *conn)
+    .await?;
+
+    let counts: BTreeMap<&str, usize> = cv
+        .content
+        .sections
+        .iter()
+        .filter(|(_, entries)| !entries.is_empty())
+        .map(|(section, entries)| (section.as_str(), entries.len()))
+        .collect();
+    let counts = serde_json::to_string(&counts).unwrap_or_else(|_| "{}".into());
+    let owner = cv.owner.map(|o| o.to_string()).unwrap_or_default();
+    let status = if cv.archived { "archived" } else { "active" };
+    sqlx::query(
+        "INSERT INTO cvs (id, owner_id, title, status, created_at, updated_at, version,
+                          entry_count, section_counts)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET
+           title = excluded.title, status = excluded.status, updated_at = excluded.updated_at,
+           version = excluded.version, entry_count = excluded.entry_count,
+           section_counts = excluded.section_counts",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(&cv.title)
+    .bind(status)
+    .bind(&at)
+    .bind(&at)
+    .bind(cv.version as i64)
+    .bind(cv.content.entry_count() as i64)
+    .bind(counts)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+const COLUMNS: &str = "id, owner_id, title, status, created_at, updated_at, version, entry_count,
+                       section_counts";
+
+fn summary(row: &sqlx::sqlite::SqliteRow) -> Result<CvSummary, sqlx::Error> {
+    let decode = |column: &str| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: "malformed value".into(),
+    };
+    let uuid = |column: &str| -> Result<Uuid, sqlx::Error> {
+        let text: String = row.try_get(column)?;
+        Uuid::parse_str(&text).map_err(|_| decode(column))
+    };
+    let time = |column: &str| -> Result<OffsetDateTime, sqlx::Error> {
+        let text: String = row.try_get(column)?;
+        from_sql(&text).ok_or_else(|| decode(column))
+    };
+    let status: String = row.try_get("status")?;
+    let counts: String = row.try_get("section_counts")?;
+    Ok(CvSummary {
+        id: uuid("id")?,
+        owner_id: uuid("owner_id")?,
+        title: row.try_get("title")?,
+        archived: status == "archived",
+        created_at: time("created_at")?,
+        updated_at: time("updated_at")?,
+        version: row.try_get("version")?,
+        entry_count: row.try_get("entry_count")?,
+        section_counts: serde_json::from_str(&counts).unwrap_or_default(),
+    })
+}
+
+/// The CVs of `owner`, most recently updated first.
+pub async fn list_for_owner(pool: &SqlitePool, owner: Uuid) -> Result<Vec<CvSummary>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM cvs WHERE owner_id = ? ORDER BY updated_at DESC, id"
+    ))
+    .bind(owner.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(summary).collect()
+}
+
+/// One CV's summary.
+pub async fn find(pool: &SqlitePool, id: Uuid) -> Result<Option<CvSummary>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM cvs WHERE id = ?"))
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(summary).transpose()
+}
+
+/// One CV's current state.
+pub async fn document(pool: &SqlitePool, id: Uuid) -> Result<Option<Cv>, sqlx::Error> {
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM cv_documents WHERE cv_id = ?")
+            .bind(id.to_string())
+            .fetch_optional(pool)
+            .await?;
+    state
+        .map(|json| {
+            serde_json::from_str(&json).map_err(|error| sqlx::Error::Decode(Box::new(error)))
+        })
+        .transpose()
+}
+
+/// Number of CVs (active and archived).
+pub async fn count(pool: &SqlitePool) -> Result<(i64, i64), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COALESCE(SUM(status = 'active'), 0), COALESCE(SUM(status = 'archived'), 0) FROM cvs",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
