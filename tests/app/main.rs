@@ -5,6 +5,7 @@ mod helpers;
 mod accounts;
 mod cli;
 mod concurrency;
+mod cvs;
 mod passwords;
 mod profile;
 mod projections;
