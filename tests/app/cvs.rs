@@ -608,14 +608,7 @@ async fn export_then_import_gives_an_equal_cv() {
 async fn importing_a_file_upload_works_too() {
     let mut app = TestApp::spawn().await;
     app.register("ada", "ada@example.com", GOOD_PASSWORD).await;
-    let sample = std::fs::read("../shared/jsonresume/sample.resume.json")
-        .or_else(|_| {
-            std::fs::read(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../shared/jsonresume/sample.resume.json"
-            ))
-        })
-        .expect("the shared JSON Resume sample");
+    let sample = include_bytes!("../../domain/src/cv/jsonresume/sample.resume.json");
 
     let response = app
         .upload(
@@ -623,7 +616,7 @@ async fn importing_a_file_upload_works_too() {
             "file",
             "resume.json",
             "application/json",
-            &sample,
+            sample,
         )
         .await;
 

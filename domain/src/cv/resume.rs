@@ -457,8 +457,8 @@ mod tests {
     use crate::cv::is_partial_date;
     use serde_json::json;
 
-    const SAMPLE: &str = include_str!("../../../../shared/jsonresume/sample.resume.json");
-    const SCHEMA: &str = include_str!("../../../../shared/jsonresume/schema.json");
+    const SAMPLE: &str = include_str!("jsonresume/sample.resume.json");
+    const SCHEMA: &str = include_str!("jsonresume/schema.json");
 
     fn ids() -> impl FnMut() -> Uuid {
         let mut next = 0u128;
