@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::accounts::{Accounts, ResetLinks};
+use crate::administration::Administration;
 use crate::avatars::{AvatarLimits, AvatarStore};
 use crate::commands::CommandBus;
 use crate::config::{DataConfig, ServeConfig};
@@ -81,6 +82,8 @@ pub struct Core {
     pub profiles: Arc<Profiles>,
     /// CV use cases.
     pub cvs: Arc<Cvs>,
+    /// What superusers do to accounts and CVs.
+    pub administration: Arc<Administration>,
 }
 
 impl Core {
@@ -134,6 +137,7 @@ impl Core {
             },
         ));
         let cvs = Arc::new(Cvs::new(pool.clone(), commands.clone()));
+        let administration = Arc::new(Administration::new(pool.clone(), commands.clone()));
         Ok(Self {
             pool,
             projector,
@@ -141,6 +145,7 @@ impl Core {
             accounts,
             profiles,
             cvs,
+            administration,
         })
     }
 }
@@ -157,7 +162,13 @@ impl Application {
     /// Opens everything and binds the listening socket (port 0 picks a free port).
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         let (router, core, session_store) = build_router(config.clone()).await?;
-        let jobs = Jobs::start(&config, session_store).await?;
+        let jobs = Jobs::start(
+            &config,
+            session_store,
+            core.pool.clone(),
+            core.projector.clone(),
+        )
+        .await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -208,6 +219,7 @@ pub async fn build_router(config: ServeConfig) -> anyhow::Result<(Router, Core, 
         accounts: core.accounts.clone(),
         profiles: core.profiles.clone(),
         cvs: core.cvs.clone(),
+        administration: core.administration.clone(),
         templates: Arc::new(Templates::new()),
     };
     Ok((

@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the web server (the default).
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Create a superuser account (works while the server runs).
     CreateSuperuser(CreateSuperuserArgs),
     /// Empty the read models and rebuild them from the event log.
@@ -93,13 +93,21 @@ pub struct ServeConfig {
     #[arg(long, env = "CVM_TRUSTED_PROXIES", value_delimiter = ',', num_args = 0..)]
     pub trusted_proxies: Vec<IpAddr>,
 
-    /// How often expired sessions are purged (cron syntax with seconds).
+    /// When expired sessions and password-reset links are purged (cron with seconds).
     #[arg(
         long,
         env = "CVM_SESSION_PURGE_SCHEDULE",
         default_value = "0 */15 * * * *"
     )]
     pub session_purge_schedule: String,
+
+    /// When the read models' lag behind the event log is checked (cron with seconds).
+    #[arg(long, env = "CVM_LAG_CHECK_SCHEDULE", default_value = "30 * * * * *")]
+    pub lag_check_schedule: String,
+
+    /// When the daily analytics roll-up runs (cron with seconds, UTC).
+    #[arg(long, env = "CVM_ANALYTICS_SCHEDULE", default_value = "0 5 0 * * *")]
+    pub analytics_schedule: String,
 
     /// Largest profile picture accepted, in bytes (larger uploads get 413).
     #[arg(long, env = "CVM_AVATAR_MAX_BYTES", default_value_t = 5 * 1024 * 1024)]

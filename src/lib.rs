@@ -3,8 +3,10 @@
 //! so that each can be understood and tested alone.
 
 pub mod accounts;
+pub mod administration;
 pub mod app;
 pub mod avatars;
+pub mod charts;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => serve(cli.serve).await,
-        Some(Command::Serve(config)) => serve(config).await,
+        Some(Command::Serve(config)) => serve(*config).await,
         Some(Command::CreateSuperuser(args)) => cvm::cli::create_superuser(args).await,
         Some(Command::RebuildProjections(args)) => cvm::cli::rebuild_projections(args).await,
     }

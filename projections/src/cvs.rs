@@ -33,12 +33,13 @@ pub struct CvSummary {
     pub section_counts: BTreeMap<String, i64>,
 }
 
-/// Applies one Cv event to both tables.
+/// Applies one Cv event to both tables; returns the event described against the CV as it was
+/// before it (for the audit trail).
 pub async fn apply(
     conn: &mut SqliteConnection,
     stored: &StoredEvent,
     event: &CvEvent,
-) -> Result<(), sqlx::Error> {
+) -> Result<String, sqlx::Error> {
     let id = stored.aggregate_id.as_str();
     let at = stored
         .metadata()
@@ -57,6 +58,7 @@ pub async fn apply(
     let mut cv: Cv = state
         .and_then(|json| serde_json::from_str(&json).ok())
         .unwrap_or_default();
+    let description = event.describe(&cv);
     cv.apply(event.clone());
     let json = serde_json::to_string(&cv).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
     sqlx::query(
@@ -99,7 +101,7 @@ pub async fn apply(
     .bind(counts)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(description)
 }
 
 const COLUMNS: &str = "id, owner_id, title, status, created_at, updated_at, version, entry_count,
@@ -175,4 +177,83 @@ pub async fn count(pool: &SqlitePool) -> Result<(i64, i64), sqlx::Error> {
     .fetch_one(pool)
     .await?;
     Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+/// A row of the admin CV list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdminCvRow {
+    pub id: String,
+    pub title: String,
+    pub owner_id: String,
+    pub owner: String,
+    pub archived: bool,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+/// Rows per page of the admin CV list.
+pub const PAGE_SIZE: u32 = 50;
+
+/// One page of every CV whose title or owner (username or email) contains `q`, most recently
+/// updated first, and how many match in all.
+pub async fn search_all(
+    pool: &SqlitePool,
+    q: &str,
+    page: u32,
+) -> Result<(Vec<AdminCvRow>, i64), sqlx::Error> {
+    let pattern = format!(
+        "%{}%",
+        q.trim()
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let filter = "FROM cvs c LEFT JOIN users u ON u.id = c.owner_id
+        WHERE (? = '%%' OR lower(c.title) LIKE ? ESCAPE '\\' OR u.username_canonical LIKE ? ESCAPE '\\'
+               OR u.email LIKE ? ESCAPE '\\')";
+    fn bind<'q>(
+        sql: &'q str,
+        pattern: &str,
+    ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+        sqlx::query(sql)
+            .bind(pattern.to_owned())
+            .bind(pattern.to_owned())
+            .bind(pattern.to_owned())
+            .bind(pattern.to_owned())
+    }
+    let count_sql = format!("SELECT COUNT(*) {filter}");
+    let total: i64 = bind(&count_sql, &pattern)
+        .fetch_one(pool)
+        .await?
+        .try_get(0)?;
+    let rows_sql = format!(
+        "SELECT c.id, c.title, c.owner_id, COALESCE(u.username, '') AS owner, c.status,
+                c.updated_at, c.version
+         {filter} ORDER BY c.updated_at DESC, c.id LIMIT {PAGE_SIZE} OFFSET ?"
+    );
+    let rows = bind(&rows_sql, &pattern)
+        .bind(i64::from(page) * i64::from(PAGE_SIZE))
+        .fetch_all(pool)
+        .await?;
+    let rows = rows
+        .iter()
+        .map(|row| {
+            Ok(AdminCvRow {
+                id: row.try_get("id")?,
+                title: row.try_get("title")?,
+                owner_id: row.try_get("owner_id")?,
+                owner: row.try_get("owner")?,
+                archived: row.try_get::<String, _>("status")? == "archived",
+                updated_at: row
+                    .try_get::<String, _>("updated_at")?
+                    .chars()
+                    .take(16)
+                    .collect::<String>()
+                    .replace('T', " "),
+                version: row.try_get("version")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok((rows, total))
 }

@@ -7,10 +7,13 @@
 //! - One module per read model ([`users`], …) owns its table's SQL: how events change it and the
 //!   queries that pages and the CLI run against it.
 
+pub mod analytics;
+pub mod audit;
 pub mod claims;
 pub mod cvs;
 pub mod database;
 pub mod event_log;
+pub mod job_runs;
 pub mod password_resets;
 pub mod profiles;
 pub mod projector;

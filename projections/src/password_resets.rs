@@ -74,3 +74,13 @@ pub async fn find(pool: &SqlitePool, token_hash: &str) -> Result<Option<ResetRow
         _ => None,
     })
 }
+
+/// Forgets links that expired before `now` (they can never be used). Returns how many.
+/// `Projector::verify` compares only unexpired rows, so a purged table still matches a replay.
+pub async fn purge_expired(pool: &SqlitePool, now: OffsetDateTime) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query("DELETE FROM password_resets WHERE expires_at <= ?")
+        .bind(to_sql(now))
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected())
+}

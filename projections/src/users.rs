@@ -172,3 +172,133 @@ pub async fn count(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
         .fetch_one(pool)
         .await
 }
+
+/// Filters, sort and page of the admin user list.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    /// Case-insensitive text in username, email or full name.
+    pub q: String,
+    /// Only this role.
+    pub role: Option<Role>,
+    /// Only active (`true`) or deactivated (`false`) accounts.
+    pub active: Option<bool>,
+    /// Sort key.
+    pub sort: UserSort,
+    /// 0-based page.
+    pub page: u32,
+}
+
+/// How the admin user list is ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UserSort {
+    /// Newest accounts first (the default).
+    #[default]
+    JoinedNewest,
+    /// Oldest accounts first.
+    JoinedOldest,
+    /// Most recent login first; never-logged-in last.
+    LastLogin,
+}
+
+/// A row of the admin user list.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UserListRow {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub full_name: String,
+    pub role: String,
+    pub active: bool,
+    pub date_joined: String,
+    pub last_login: Option<String>,
+}
+
+/// Rows per page of the admin user list.
+pub const PAGE_SIZE: u32 = 50;
+
+/// One page of users matching `query`, and how many match in all.
+pub async fn search(
+    pool: &SqlitePool,
+    query: &UserQuery,
+) -> Result<(Vec<UserListRow>, i64), sqlx::Error> {
+    let pattern = format!(
+        "%{}%",
+        query
+            .q
+            .trim()
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let filter = "FROM users u LEFT JOIN profiles p ON p.user_id = u.id
+        WHERE (? = '%%' OR u.username_canonical LIKE ? ESCAPE '\\' OR u.email LIKE ? ESCAPE '\\'
+               OR lower(p.full_name) LIKE ? ESCAPE '\\')
+          AND (? IS NULL OR u.role = ?)
+          AND (? IS NULL OR u.active = ?)";
+    let order = match query.sort {
+        UserSort::JoinedNewest => "u.date_joined DESC, u.id",
+        UserSort::JoinedOldest => "u.date_joined ASC, u.id",
+        UserSort::LastLogin => "u.last_login IS NULL, u.last_login DESC, u.id",
+    };
+    let role = query.role.map(|r| r.as_str());
+    fn bind_filter<'q>(
+        sql: &'q str,
+        pattern: &str,
+        role: Option<&'static str>,
+        active: Option<bool>,
+    ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+        sqlx::query(sql)
+            .bind(pattern.to_owned())
+            .bind(pattern.to_owned())
+            .bind(pattern.to_owned())
+            .bind(pattern.to_owned())
+            .bind(role)
+            .bind(role)
+            .bind(active)
+            .bind(active)
+    }
+    let count_sql = format!("SELECT COUNT(*) {filter}");
+    let total: i64 = bind_filter(&count_sql, &pattern, role, query.active)
+        .fetch_one(pool)
+        .await?
+        .try_get(0)?;
+    let rows_sql = format!(
+        "SELECT u.id, u.username, u.email, COALESCE(p.full_name, '') AS full_name, u.role,
+                u.active, u.date_joined, u.last_login
+         {filter} ORDER BY {order} LIMIT {PAGE_SIZE} OFFSET ?"
+    );
+    let rows = bind_filter(&rows_sql, &pattern, role, query.active)
+        .bind(i64::from(query.page) * i64::from(PAGE_SIZE))
+        .fetch_all(pool)
+        .await?;
+    let rows = rows
+        .iter()
+        .map(|row| {
+            Ok(UserListRow {
+                id: row.try_get("id")?,
+                username: row.try_get("username")?,
+                email: row.try_get("email")?,
+                full_name: row.try_get("full_name")?,
+                role: row.try_get("role")?,
+                active: row.try_get("active")?,
+                date_joined: row
+                    .try_get::<String, _>("date_joined")?
+                    .chars()
+                    .take(10)
+                    .collect(),
+                last_login: row
+                    .try_get::<Option<String>, _>("last_login")?
+                    .map(|t| t.chars().take(16).collect::<String>().replace('T', " ")),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok((rows, total))
+}
+
+/// How many superusers can log in.
+pub async fn active_superusers(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'superuser' AND active = 1")
+        .fetch_one(pool)
+        .await
+}

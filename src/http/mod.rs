@@ -4,7 +4,10 @@
 pub mod account;
 pub mod accounts;
 pub mod admin;
+pub mod admin_cvs;
+pub mod admin_users;
 pub mod assets;
+pub mod audit;
 pub mod cvs;
 pub mod error;
 pub mod extract;
@@ -30,6 +33,7 @@ use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 use tracing::Level;
 
 use crate::accounts::Accounts;
+use crate::administration::Administration;
 use crate::config::ServeConfig;
 use crate::cvs::Cvs;
 use crate::profiles::Profiles;
@@ -48,6 +52,8 @@ pub struct AppState {
     pub profiles: Arc<Profiles>,
     /// CV use cases.
     pub cvs: Arc<Cvs>,
+    /// What superusers do to accounts and CVs.
+    pub administration: Arc<Administration>,
     /// Page templates.
     pub templates: Arc<Templates>,
 }
@@ -82,6 +88,9 @@ where
         .merge(cvs::router())
         .merge(profile::router(config.avatar_max_bytes))
         .merge(admin::router())
+        .merge(admin_users::router())
+        .merge(admin_cvs::router())
+        .merge(audit::router())
         .merge(assets::router())
         .fallback(|| async { error::Error::NotFound })
         .layer(

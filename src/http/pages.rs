@@ -8,7 +8,7 @@ use axum::Router;
 use minijinja::context;
 
 use crate::http::error::Result;
-use crate::http::extract::Page;
+use crate::http::extract::{CurrentUser, Page};
 use crate::http::AppState;
 
 /// Routes of this module.
@@ -18,8 +18,33 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
 }
 
-async fn home(page: Page) -> Result<Response> {
-    Ok(page.render("home.html", context! {}).await?.into_response())
+async fn home(
+    State(state): State<AppState>,
+    page: Page,
+    CurrentUser(user): CurrentUser,
+) -> Result<Response> {
+    let recent: Vec<minijinja::Value> = match &user {
+        Some(user) => state
+            .cvs
+            .list(user.id)
+            .await?
+            .iter()
+            .filter(|cv| !cv.archived)
+            .take(5)
+            .map(|cv| {
+                context! {
+                    id => cv.id.to_string(),
+                    title => cv.title,
+                    updated => cv.updated_at.date().to_string(),
+                }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(page
+        .render("home.html", context! { recent_cvs => recent })
+        .await?
+        .into_response())
 }
 
 /// 200 when the database answers a query, 503 otherwise.

@@ -3,9 +3,13 @@
 mod helpers;
 
 mod accounts;
+mod admin_audit;
+mod admin_dashboard;
+mod admin_users;
 mod cli;
 mod concurrency;
 mod cvs;
+mod jobs;
 mod passwords;
 mod profile;
 mod projections;
