@@ -162,6 +162,7 @@ async fn dashboard(
     let series = analytics::series(pool, days, today).await?;
     let recent = analytics::recent_activity(pool, RECENT).await?;
     let jobs = job_runs::all(pool).await?;
+    let latest = audit_lines(pool, &projections::audit::AuditFilter::default(), RECENT).await?;
 
     let charts: Vec<minijinja::Value> = [
         ("Sign-ups per day", &series.signups),
@@ -236,6 +237,7 @@ async fn dashboard(
         charts => charts,
         table => table,
         recent => recent,
+        latest => latest,
         jobs => jobs,
         generated_at => display_time(now),
     };
@@ -243,6 +245,50 @@ async fn dashboard(
         .render("admin/index.html", values)
         .await?
         .into_response())
+}
+
+/// The newest `limit` lines of the audit trail matching `filter`, ready for a template: time,
+/// actor name, what happened and the target's link. Shared by the dashboard and user pages.
+pub async fn audit_lines(
+    pool: &sqlx::SqlitePool,
+    filter: &projections::audit::AuditFilter,
+    limit: u32,
+) -> Result<Vec<minijinja::Value>> {
+    let rows = projections::audit::page(pool, filter, None, limit).await?;
+    let mut names: std::collections::HashMap<uuid::Uuid, String> = std::collections::HashMap::new();
+    let mut lines = Vec::with_capacity(rows.len());
+    for row in rows {
+        let actor = match row.actor_id {
+            Some(id) => match names.get(&id) {
+                Some(name) => name.clone(),
+                None => {
+                    let name = projections::users::find_by_id(pool, id)
+                        .await?
+                        .map(|user| user.username)
+                        .unwrap_or_else(|| "a former user".to_owned());
+                    names.insert(id, name.clone());
+                    name
+                }
+            },
+            None if row.ip.is_some() => "anonymous".to_owned(),
+            None => "system".to_owned(),
+        };
+        let target = match row.aggregate_type.as_str() {
+            "User" => format!("/admin/users/{}", row.aggregate_id),
+            "Cv" => format!("/cvs/{}", row.aggregate_id),
+            _ => String::new(),
+        };
+        lines.push(context! {
+            position => row.position,
+            at => row.at.map(display_time).unwrap_or_default(),
+            actor => actor,
+            actor_id => row.actor_id.map(|id| id.to_string()),
+            summary => row.summary,
+            event_type => row.event_type,
+            target => target,
+        });
+    }
+    Ok(lines)
 }
 
 #[cfg(test)]

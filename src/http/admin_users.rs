@@ -214,6 +214,11 @@ async fn render_user(
             }
         })
         .collect();
+    let about = projections::audit::AuditFilter {
+        aggregate_id: Some(id.to_string()),
+        ..Default::default()
+    };
+    let events = crate::http::admin::audit_lines(&state.pool, &about, 15).await?;
     page.render_with_status(
         status,
         "admin/user.html",
@@ -230,6 +235,7 @@ async fn render_user(
             },
             profile => profile,
             cvs => cvs,
+            events => events,
             message => message,
         },
     )

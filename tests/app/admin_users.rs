@@ -225,6 +225,18 @@ async fn promotion_demotion_deactivation_and_activation() {
     );
     let page = app.get(&format!("/admin/users/{alice}")).await;
     assert!(page.body.contains("alice@example.com"));
+    for event in [
+        "role changed from user to superuser",
+        "deactivated",
+        "activated",
+    ] {
+        assert!(page.body.contains(event), "recent events list {event}");
+    }
+    let dashboard = app.get("/admin").await;
+    assert!(dashboard.body.contains("Most recent activity"));
+    assert!(dashboard
+        .body
+        .contains("role changed from superuser to user"));
 }
 
 #[tokio::test]
