@@ -22,3 +22,19 @@ function openTarget() {
 
 window.addEventListener("hashchange", openTarget);
 document.addEventListener("DOMContentLoaded", openTarget);
+
+// Times rendered in UTC (<time datetime="…" data-local>) also show the reader's local time.
+function showLocalTimes() {
+  for (const element of document.querySelectorAll("time[datetime][data-local]")) {
+    const when = new Date(element.getAttribute("datetime"));
+    if (Number.isNaN(when.getTime())) {
+      continue;
+    }
+    const local = document.createElement("small");
+    local.className = "muted local-time";
+    local.textContent = when.toLocaleString();
+    element.after(document.createElement("br"), local);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", showLocalTimes);
