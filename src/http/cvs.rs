@@ -380,6 +380,111 @@ async fn edit(
     render_editor(&state, &page, &access, StatusCode::OK, None).await
 }
 
+/// What every editor POST works with: the CV (already checked editable), who asks, and the page
+/// to answer with. Its methods are the three ways such a request ends: the editor shown again
+/// with the input kept (422/409), or a redirect after the command was recorded.
+struct Edit {
+    state: AppState,
+    page: Page,
+    client: ClientInfo,
+    user: UserRow,
+    access: CvAccess,
+}
+
+impl Edit {
+    async fn open(
+        state: AppState,
+        page: Page,
+        client: ClientInfo,
+        user: UserRow,
+        id: &str,
+    ) -> Result<Self> {
+        let access = editable(&state, &user, id).await?;
+        Ok(Self {
+            state,
+            page,
+            client,
+            user,
+            access,
+        })
+    }
+
+    fn id(&self) -> Uuid {
+        self.access.summary.id
+    }
+
+    /// The editor again, with `pending` filled in.
+    async fn reshow(&self, status: StatusCode, pending: Pending) -> Result<Response> {
+        render_editor(&self.state, &self.page, &self.access, status, Some(pending)).await
+    }
+
+    /// 422: the form `form_name` had invalid fields.
+    async fn invalid(
+        &self,
+        form_name: &str,
+        values: BTreeMap<String, String>,
+        errors: BTreeMap<String, String>,
+    ) -> Result<Response> {
+        let pending = Pending {
+            form: form_name.to_owned(),
+            values,
+            errors,
+            message: Some("Please correct the fields marked below.".into()),
+        };
+        self.reshow(StatusCode::UNPROCESSABLE_ENTITY, pending).await
+    }
+
+    /// The `expected_version` a form must carry, or the 422 page saying it is missing.
+    async fn version(
+        &self,
+        form_name: &str,
+        form: &BTreeMap<String, String>,
+    ) -> std::result::Result<u64, Result<Response>> {
+        match expected_version(form) {
+            Some(version) => Ok(version),
+            None => Err(self
+                .reshow(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    stale_form(form_name, form.clone()),
+                )
+                .await),
+        }
+    }
+
+    /// Records `command`; on success flashes `done` (if any) and redirects to `then`, otherwise
+    /// answers as [`refused`] does, with `pending` kept.
+    async fn commit(
+        &self,
+        command: CvCommand,
+        pending: Pending,
+        done: Option<String>,
+        then: String,
+    ) -> Result<Response> {
+        let id = self.id();
+        let metadata = self.client.metadata(Some(self.user.id));
+        match self.state.cvs.execute(id, command, &metadata).await {
+            Ok(()) => {
+                if let Some(message) = done {
+                    self.page.session().flash("success", message).await?;
+                }
+                Ok(Redirect::to(&then).into_response())
+            }
+            Err(failure) => {
+                refused(&self.state, &self.page, &self.user, id, failure, pending).await
+            }
+        }
+    }
+}
+
+/// A pending form of `form_name` holding `values`, for when a command is refused.
+fn keep(form_name: &str, values: BTreeMap<String, String>) -> Pending {
+    Pending {
+        form: form_name.to_owned(),
+        values,
+        ..Pending::default()
+    }
+}
+
 async fn rename(
     State(state): State<AppState>,
     page: Page,
@@ -388,64 +493,33 @@ async fn rename(
     Path(id): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response> {
-    let access = editable(&state, &user, &id).await?;
-    let id = access.summary.id;
+    let edit = Edit::open(state, page, client, user, &id).await?;
     let form = form_map(pairs);
-    let Some(expected) = expected_version(&form) else {
-        return render_editor(
-            &state,
-            &page,
-            &access,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(stale_form("title", form)),
-        )
-        .await;
+    let expected = match edit.version("title", &form).await {
+        Ok(version) => version,
+        Err(response) => return response,
     };
     let raw = form.get("title").cloned().unwrap_or_default();
     let title = match CvTitle::parse(&raw) {
         Ok(title) => title,
         Err(error) => {
-            let pending = Pending {
-                form: "title".into(),
-                errors: BTreeMap::from([("title".to_owned(), error.to_string())]),
-                values: form,
-                message: None,
-            };
-            return render_editor(
-                &state,
-                &page,
-                &access,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(pending),
-            )
-            .await;
+            let errors = BTreeMap::from([("title".to_owned(), error.to_string())]);
+            return edit.invalid("title", form, errors).await;
         }
     };
     let command = CvCommand::Rename {
-        actor: user.id,
+        actor: edit.user.id,
         expected_version: Some(expected),
         title,
     };
-    match state
-        .cvs
-        .execute(id, command, &client.metadata(Some(user.id)))
-        .await
-    {
-        Ok(()) => {
-            page.session()
-                .flash("success", "The title has been saved.")
-                .await?;
-            Ok(Redirect::to(&format!("/cvs/{id}/edit")).into_response())
-        }
-        Err(failure) => {
-            let pending = Pending {
-                form: "title".into(),
-                values: form,
-                ..Pending::default()
-            };
-            refused(&state, &page, &user, id, failure, pending).await
-        }
-    }
+    let then = format!("/cvs/{}/edit", edit.id());
+    edit.commit(
+        command,
+        keep("title", form),
+        Some("The title has been saved.".into()),
+        then,
+    )
+    .await
 }
 
 async fn basics(
@@ -456,61 +530,29 @@ async fn basics(
     Path(id): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response> {
-    let access = editable(&state, &user, &id).await?;
-    let id = access.summary.id;
+    let edit = Edit::open(state, page, client, user, &id).await?;
     let form = form_map(pairs);
-    let Some(expected) = expected_version(&form) else {
-        return render_editor(
-            &state,
-            &page,
-            &access,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(stale_form("basics", form)),
-        )
-        .await;
+    let expected = match edit.version("basics", &form).await {
+        Ok(version) => version,
+        Err(response) => return response,
     };
     let basics = match parse_basics(&form) {
         Ok(basics) => basics,
-        Err(errors) => {
-            let pending = Pending {
-                form: "basics".into(),
-                values: form,
-                errors,
-                message: Some("Please correct the fields marked below.".into()),
-            };
-            return render_editor(
-                &state,
-                &page,
-                &access,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(pending),
-            )
-            .await;
-        }
+        Err(errors) => return edit.invalid("basics", form, errors).await,
     };
     let command = CvCommand::UpdateBasics {
-        actor: user.id,
+        actor: edit.user.id,
         expected_version: Some(expected),
         basics,
     };
-    match state
-        .cvs
-        .execute(id, command, &client.metadata(Some(user.id)))
-        .await
-    {
-        Ok(()) => {
-            page.session().flash("success", "Basics saved.").await?;
-            Ok(Redirect::to(&format!("/cvs/{id}/edit#basics")).into_response())
-        }
-        Err(failure) => {
-            let pending = Pending {
-                form: "basics".into(),
-                values: form,
-                ..Pending::default()
-            };
-            refused(&state, &page, &user, id, failure, pending).await
-        }
-    }
+    let then = format!("/cvs/{}/edit#basics", edit.id());
+    edit.commit(
+        command,
+        keep("basics", form),
+        Some("Basics saved.".into()),
+        then,
+    )
+    .await
 }
 
 fn parse_section(text: &str) -> Result<Section> {
@@ -525,71 +567,30 @@ async fn add_entry(
     Path((id, section)): Path<(String, String)>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response> {
-    let access = editable(&state, &user, &id).await?;
-    let id = access.summary.id;
+    let edit = Edit::open(state, page, client, user, &id).await?;
     let section = parse_section(&section)?;
     let form = form_map(pairs);
     let form_name = format!("add:{}", section.as_str());
-    let Some(expected) = expected_version(&form) else {
-        return render_editor(
-            &state,
-            &page,
-            &access,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(stale_form(&form_name, form)),
-        )
-        .await;
+    let expected = match edit.version(&form_name, &form).await {
+        Ok(version) => version,
+        Err(response) => return response,
     };
     let fields = match parse_entry(section, &form) {
         Ok(fields) => fields,
-        Err(errors) => {
-            let pending = Pending {
-                form: form_name,
-                values: form,
-                errors,
-                message: Some("Please correct the fields marked below.".into()),
-            };
-            return render_editor(
-                &state,
-                &page,
-                &access,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(pending),
-            )
-            .await;
-        }
+        Err(errors) => return edit.invalid(&form_name, form, errors).await,
     };
     let entry_id = Uuid::new_v4();
     let command = CvCommand::AddEntry {
-        actor: user.id,
+        actor: edit.user.id,
         expected_version: Some(expected),
         section,
         entry_id,
         fields,
     };
-    match state
-        .cvs
-        .execute(id, command, &client.metadata(Some(user.id)))
+    let done = format!("The {} has been added.", section.entry_noun());
+    let then = format!("/cvs/{}/edit#entry-{entry_id}", edit.id());
+    edit.commit(command, keep(&form_name, form), Some(done), then)
         .await
-    {
-        Ok(()) => {
-            page.session()
-                .flash(
-                    "success",
-                    format!("The {} has been added.", section.entry_noun()),
-                )
-                .await?;
-            Ok(Redirect::to(&format!("/cvs/{id}/edit#entry-{entry_id}")).into_response())
-        }
-        Err(failure) => {
-            let pending = Pending {
-                form: form_name,
-                values: form,
-                ..Pending::default()
-            };
-            refused(&state, &page, &user, id, failure, pending).await
-        }
-    }
 }
 
 async fn update_entry(
@@ -600,66 +601,29 @@ async fn update_entry(
     Path((id, section, entry)): Path<(String, String, String)>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response> {
-    let access = editable(&state, &user, &id).await?;
-    let id = access.summary.id;
+    let edit = Edit::open(state, page, client, user, &id).await?;
     let section = parse_section(&section)?;
     let entry_id = parse_id(&entry)?;
     let form = form_map(pairs);
     let form_name = format!("entry:{entry_id}");
-    let Some(expected) = expected_version(&form) else {
-        return render_editor(
-            &state,
-            &page,
-            &access,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(stale_form(&form_name, form)),
-        )
-        .await;
+    let expected = match edit.version(&form_name, &form).await {
+        Ok(version) => version,
+        Err(response) => return response,
     };
     let fields = match parse_entry(section, &form) {
         Ok(fields) => fields,
-        Err(errors) => {
-            let pending = Pending {
-                form: form_name,
-                values: form,
-                errors,
-                message: Some("Please correct the fields marked below.".into()),
-            };
-            return render_editor(
-                &state,
-                &page,
-                &access,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(pending),
-            )
-            .await;
-        }
+        Err(errors) => return edit.invalid(&form_name, form, errors).await,
     };
     let command = CvCommand::UpdateEntry {
-        actor: user.id,
+        actor: edit.user.id,
         expected_version: Some(expected),
         section,
         entry_id,
         fields,
     };
-    match state
-        .cvs
-        .execute(id, command, &client.metadata(Some(user.id)))
+    let then = format!("/cvs/{}/edit#entry-{entry_id}", edit.id());
+    edit.commit(command, keep(&form_name, form), Some("Saved.".into()), then)
         .await
-    {
-        Ok(()) => {
-            page.session().flash("success", "Saved.").await?;
-            Ok(Redirect::to(&format!("/cvs/{id}/edit#entry-{entry_id}")).into_response())
-        }
-        Err(failure) => {
-            let pending = Pending {
-                form: form_name,
-                values: form,
-                ..Pending::default()
-            };
-            refused(&state, &page, &user, id, failure, pending).await
-        }
-    }
 }
 
 async fn remove_entry(
@@ -670,33 +634,20 @@ async fn remove_entry(
     Path((id, section, entry)): Path<(String, String, String)>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response> {
-    let access = editable(&state, &user, &id).await?;
-    let id = access.summary.id;
+    let edit = Edit::open(state, page, client, user, &id).await?;
     let section = parse_section(&section)?;
     let entry_id = parse_id(&entry)?;
     let form = form_map(pairs);
     let command = CvCommand::RemoveEntry {
-        actor: user.id,
+        actor: edit.user.id,
         expected_version: expected_version(&form),
         section,
         entry_id,
     };
-    match state
-        .cvs
-        .execute(id, command, &client.metadata(Some(user.id)))
+    let done = format!("The {} has been removed.", section.entry_noun());
+    let then = format!("/cvs/{}/edit#section-{section}", edit.id());
+    edit.commit(command, Pending::default(), Some(done), then)
         .await
-    {
-        Ok(()) => {
-            page.session()
-                .flash(
-                    "success",
-                    format!("The {} has been removed.", section.entry_noun()),
-                )
-                .await?;
-            Ok(Redirect::to(&format!("/cvs/{id}/edit#section-{section}")).into_response())
-        }
-        Err(failure) => refused(&state, &page, &user, id, failure, Pending::default()).await,
-    }
 }
 
 async fn move_entry(
@@ -707,8 +658,7 @@ async fn move_entry(
     Path((id, section, entry)): Path<(String, String, String)>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response> {
-    let access = editable(&state, &user, &id).await?;
-    let id = access.summary.id;
+    let edit = Edit::open(state, page, client, user, &id).await?;
     let section = parse_section(&section)?;
     let entry_id = parse_id(&entry)?;
     let form = form_map(pairs);
@@ -720,31 +670,18 @@ async fn move_entry(
                 message: Some("Choose a direction: up or down.".into()),
                 ..Pending::default()
             };
-            return render_editor(
-                &state,
-                &page,
-                &access,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(pending),
-            )
-            .await;
+            return edit.reshow(StatusCode::UNPROCESSABLE_ENTITY, pending).await;
         }
     };
     let command = CvCommand::MoveEntry {
-        actor: user.id,
+        actor: edit.user.id,
         expected_version: expected_version(&form),
         section,
         entry_id,
         direction,
     };
-    match state
-        .cvs
-        .execute(id, command, &client.metadata(Some(user.id)))
-        .await
-    {
-        Ok(()) => Ok(Redirect::to(&format!("/cvs/{id}/edit#entry-{entry_id}")).into_response()),
-        Err(failure) => refused(&state, &page, &user, id, failure, Pending::default()).await,
-    }
+    let then = format!("/cvs/{}/edit#entry-{entry_id}", edit.id());
+    edit.commit(command, Pending::default(), None, then).await
 }
 
 async fn archive(
@@ -754,28 +691,15 @@ async fn archive(
     RequireUser(user): RequireUser,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let access = editable(&state, &user, &id).await?;
-    let id = access.summary.id;
+    let edit = Edit::open(state, page, client, user, &id).await?;
     let command = CvCommand::Archive {
-        actor: user.id,
+        actor: edit.user.id,
         by_admin: false,
     };
-    match state
-        .cvs
-        .execute(id, command, &client.metadata(Some(user.id)))
+    let done = "The CV has been archived. It is read-only until you unarchive it.";
+    let then = format!("/cvs/{}", edit.id());
+    edit.commit(command, Pending::default(), Some(done.into()), then)
         .await
-    {
-        Ok(()) => {
-            page.session()
-                .flash(
-                    "success",
-                    "The CV has been archived. It is read-only until you unarchive it.",
-                )
-                .await?;
-            Ok(Redirect::to(&format!("/cvs/{id}")).into_response())
-        }
-        Err(failure) => refused(&state, &page, &user, id, failure, Pending::default()).await,
-    }
 }
 
 async fn unarchive(
@@ -785,22 +709,18 @@ async fn unarchive(
     RequireUser(user): RequireUser,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let access = editable(&state, &user, &id).await?;
-    let id = access.summary.id;
-    let command = CvCommand::Unarchive { actor: user.id };
-    match state
-        .cvs
-        .execute(id, command, &client.metadata(Some(user.id)))
-        .await
-    {
-        Ok(()) => {
-            page.session()
-                .flash("success", "The CV is active again.")
-                .await?;
-            Ok(Redirect::to(&format!("/cvs/{id}")).into_response())
-        }
-        Err(failure) => refused(&state, &page, &user, id, failure, Pending::default()).await,
-    }
+    let edit = Edit::open(state, page, client, user, &id).await?;
+    let command = CvCommand::Unarchive {
+        actor: edit.user.id,
+    };
+    let then = format!("/cvs/{}", edit.id());
+    edit.commit(
+        command,
+        Pending::default(),
+        Some("The CV is active again.".into()),
+        then,
+    )
+    .await
 }
 
 /// "Copy of <title>", cut to fit the title limit.
@@ -895,35 +815,27 @@ async fn restore(
     Path((id, n)): Path<(String, String)>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response> {
-    let access = editable(&state, &user, &id).await?;
-    let id = access.summary.id;
+    let edit = Edit::open(state, page, client, user, &id).await?;
     let n: u64 = n.parse().map_err(|_| Error::NotFound)?;
-    let (past, _) = state.cvs.at_version(id, n).await?.ok_or(Error::NotFound)?;
+    let (past, _) = edit
+        .state
+        .cvs
+        .at_version(edit.id(), n)
+        .await?
+        .ok_or(Error::NotFound)?;
     let form = form_map(pairs);
     let title = CvTitle::parse(&past.title).map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?;
     let command = CvCommand::RestoreVersion {
-        actor: user.id,
+        actor: edit.user.id,
         expected_version: expected_version(&form),
         version: n,
         title,
         content: past.content,
     };
-    match state
-        .cvs
-        .execute(id, command, &client.metadata(Some(user.id)))
+    let done = format!("Version {n} has been restored as a new version.");
+    let then = format!("/cvs/{}", edit.id());
+    edit.commit(command, Pending::default(), Some(done), then)
         .await
-    {
-        Ok(()) => {
-            page.session()
-                .flash(
-                    "success",
-                    format!("Version {n} has been restored as a new version."),
-                )
-                .await?;
-            Ok(Redirect::to(&format!("/cvs/{id}")).into_response())
-        }
-        Err(failure) => refused(&state, &page, &user, id, failure, Pending::default()).await,
-    }
 }
 
 /// A file name from a title: letters, digits and dashes.
