@@ -94,12 +94,32 @@ async fn browser(profile: &Path) -> Option<(Driver, Client)> {
     Some((driver, client))
 }
 
+/// Fills and submits a form, then waits until the browser has left the page it was on (a
+/// WebDriver submit does not wait for the next page).
 async fn fill(client: &Client, form: &str, fields: &[(&str, &str)]) {
+    let before = client.current_url().await.expect("a page");
     let form = client.form(Locator::Css(form)).await.expect("the form");
     for (name, value) in fields {
         form.set_by_name(name, value).await.expect("a field");
     }
     form.submit().await.expect("submitted");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ready = client
+            .execute("return document.readyState;", vec![])
+            .await
+            .map(|state| state == serde_json::json!("complete"))
+            .unwrap_or(false);
+        let now = client.current_url().await.expect("a page");
+        if ready && now != before {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the form at {before} never led anywhere"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn body_text(client: &Client) -> String {
@@ -246,5 +266,100 @@ async fn a_user_builds_a_cv_in_a_real_browser() {
         .unwrap();
     client.goto(&format!("{base}/cvs")).await.unwrap();
     assert_eq!(client.current_url().await.unwrap().path(), "/login");
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superuser_runs_the_admin_pages_in_a_real_browser() {
+    let data = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let Some((_driver, client)) = browser(profile.path()).await else {
+        return;
+    };
+    {
+        // The first superuser, made as the CLI makes it.
+        let core = cvm::app::Core::open(
+            &cvm::config::DataConfig {
+                data_dir: data.path().to_owned(),
+            },
+            cvm::app::CoreOptions::defaults(),
+        )
+        .await
+        .unwrap();
+        let registration = cvm::accounts::Registration {
+            username: "boss".into(),
+            email: "boss@example.com".into(),
+            password: PASSWORD.into(),
+            password_confirm: PASSWORD.into(),
+        };
+        core.accounts
+            .register(
+                &registration,
+                domain::Role::Superuser,
+                &projections::EventMetadata::now("test"),
+            )
+            .await
+            .unwrap();
+        core.pool.close().await;
+    }
+    let base = start_server(data.path()).await;
+
+    client
+        .goto(&format!("{base}/login?next=/admin"))
+        .await
+        .unwrap();
+    fill(
+        &client,
+        "form[action='/login']",
+        &[("email", "boss@example.com"), ("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/admin");
+    let charts = client
+        .find_all(Locator::Css("svg[role='img']"))
+        .await
+        .unwrap();
+    assert_eq!(charts.len(), 4, "four charts on the dashboard");
+
+    // Create an account for someone else.
+    client
+        .goto(&format!("{base}/admin/users/new"))
+        .await
+        .unwrap();
+    fill(
+        &client,
+        "form[action='/admin/users/new']",
+        &[
+            ("username", "newbie"),
+            ("email", "newbie@example.com"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert!(client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .starts_with("/admin/users/"));
+    assert!(body_text(&client).await.contains("newbie@example.com"));
+
+    // The audit trail, filtered by event type; app.js adds local times to the UTC ones.
+    client
+        .goto(&format!("{base}/admin/audit?event_type=UserRegistered"))
+        .await
+        .unwrap();
+    let text = body_text(&client).await;
+    assert!(text.contains("registered as newbie") && text.contains("registered as boss"));
+    assert!(!text.contains("logged in\n"), "only registrations listed");
+    let local_times = client
+        .find_all(Locator::Css("small.local-time"))
+        .await
+        .unwrap();
+    assert_eq!(
+        local_times.len(),
+        2,
+        "each UTC time also shown in local time"
+    );
     client.close().await.unwrap();
 }
