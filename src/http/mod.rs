@@ -14,6 +14,7 @@ pub mod extract;
 pub mod middleware;
 pub mod pages;
 pub mod profile;
+pub mod routes;
 pub mod session;
 pub mod templates;
 

@@ -14,4 +14,5 @@ mod jobs;
 mod passwords;
 mod profile;
 mod projections;
+mod route_sweep;
 mod security;
