@@ -186,7 +186,8 @@ impl Accounts {
             Err(error) => {
                 // A refused command recorded nothing and gives its claims back. After a storage
                 // failure the events may or may not be stored, so the claims are kept: a name
-                // blocked by mistake is repairable, a duplicate account is not.
+                // blocked by mistake is released by `claims::release_orphans` (at startup and
+                // by the purge job), a duplicate account could not be undone.
                 if !matches!(error, CommandError::Infrastructure(_)) {
                     self.release_claims(&canonical, email.as_str(), &owner)
                         .await;

@@ -103,6 +103,19 @@ impl Core {
                 "read models caught up with the event log"
             );
         }
+        // Names claimed by registrations that a crash cut short are free again (claims younger
+        // than a few seconds may belong to a registration running in another process).
+        let released = projections::claims::release_orphans(
+            &pool,
+            time::OffsetDateTime::now_utc() - time::Duration::seconds(5),
+        )
+        .await?;
+        if released > 0 {
+            tracing::info!(
+                claims = released,
+                "released names of registrations that never finished"
+            );
+        }
         let hasher = Argon2Hasher::new(CONCURRENT_HASHES)?;
         let commands = Arc::new(CommandBus::new(
             EventLog::new(pool.clone()),

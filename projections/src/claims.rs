@@ -7,6 +7,8 @@
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
 
+use crate::time_format::to_sql;
+
 /// What kind of value is claimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimKind {
@@ -32,9 +34,7 @@ pub async fn claim(
     value: &str,
     owner_id: &str,
 ) -> Result<bool, sqlx::Error> {
-    let now = OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let now = to_sql(OffsetDateTime::now_utc());
     // A plain INSERT is a write from its first statement: no read lock to upgrade.
     let result = sqlx::query(
         "INSERT INTO claims (kind, value, owner_id, claimed_at) VALUES (?, ?, ?, ?)
@@ -63,6 +63,30 @@ pub async fn release(
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// Releases claims whose owner never got an event, taken before `claimed_before`. A claim is
+/// taken before its command runs, so a crash (or `kill -9`) between the two leaves a name that
+/// no account holds; this frees it. Recent claims are left alone: their command may still be
+/// running (password hashing takes a moment). Returns how many were released.
+///
+/// It reads the `events` table only to ask whether an aggregate exists, through the table's
+/// primary-key index; a join is what keeps this cheap with many accounts.
+pub async fn release_orphans(
+    pool: &SqlitePool,
+    claimed_before: OffsetDateTime,
+) -> Result<u64, sqlx::Error> {
+    let cutoff = to_sql(claimed_before);
+    let result = sqlx::query(
+        "DELETE FROM claims
+          WHERE claimed_at < ?
+            AND NOT EXISTS (SELECT 1 FROM events e
+                             WHERE e.aggregate_type = 'User' AND e.aggregate_id = claims.owner_id)",
+    )
+    .bind(cutoff)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
 }
 
 #[cfg(test)]
@@ -118,5 +142,44 @@ mod tests {
         assert!(!claim(&pool, ClaimKind::Username, "alice", "three")
             .await
             .unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_old_claim_without_an_account_is_released_and_a_recent_one_kept() {
+        let pool = open_memory().await.unwrap();
+        claim(&pool, ClaimKind::Email, "ghost@example.com", "nobody")
+            .await
+            .unwrap();
+        let later = OffsetDateTime::now_utc() + time::Duration::seconds(1);
+        let earlier = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+
+        assert_eq!(
+            release_orphans(&pool, earlier).await.unwrap(),
+            0,
+            "too recent"
+        );
+        assert_eq!(release_orphans(&pool, later).await.unwrap(), 1);
+        assert!(
+            claim(&pool, ClaimKind::Email, "ghost@example.com", "someone")
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claim_whose_account_exists_is_kept() {
+        let pool = open_memory().await.unwrap();
+        claim(&pool, ClaimKind::Username, "alice", "a1")
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             VALUES ('User', 'a1', 1, 'UserRegistered', '1.0', '{}', '{}')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let later = OffsetDateTime::now_utc() + time::Duration::seconds(1);
+        assert_eq!(release_orphans(&pool, later).await.unwrap(), 0);
     }
 }

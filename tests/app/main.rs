@@ -9,6 +9,7 @@ mod admin_users;
 mod browser;
 mod cli;
 mod concurrency;
+mod crash;
 mod cvs;
 mod jobs;
 mod passwords;
