@@ -81,6 +81,17 @@ pub async fn rebuild_projections(args: RebuildArgs) -> anyhow::Result<()> {
             tables.join(", ")
         );
     }
+    if let Some(name) = args.only.as_deref() {
+        let started = Instant::now();
+        let events = core.projector.rebuild_only(name).await?;
+        tracing::info!(
+            read_model = name,
+            events,
+            seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+            "read model rebuilt"
+        );
+        return Ok(());
+    }
     let total = projections::EventLog::new(core.pool.clone())
         .head()
         .await

@@ -192,10 +192,15 @@ pub struct RebuildArgs {
     #[command(flatten)]
     pub data: DataConfig,
 
-    /// Do not touch the live tables: rebuild into memory, compare, name any table that differs
-    /// and exit non-zero if one does.
-    #[arg(long)]
+    /// Do not touch the live tables: rebuild into a scratch database, compare, name any table
+    /// that differs and exit non-zero if one does.
+    #[arg(long, conflicts_with = "only")]
     pub verify: bool,
+
+    /// Rebuild only this read model (users, profiles, password_resets, cvs, analytics, audit);
+    /// the others are left as they are.
+    #[arg(long, value_name = "NAME")]
+    pub only: Option<String>,
 }
 
 /// Parses `90s`, `15m`, `2h`, `7d` (anything humantime accepts).

@@ -19,8 +19,10 @@ pub struct Jobs {
     scheduler: JobScheduler,
 }
 
-/// Runs `work` as the job `name` on `schedule`, logging and recording every outcome.
-async fn add<F, Fut>(
+/// Runs `work` as the job `name` on `schedule`, logging and recording every outcome. An error
+/// (or a panic, which the scheduler contains) is logged and recorded; the job runs again at
+/// its next time.
+pub async fn add<F, Fut>(
     scheduler: &JobScheduler,
     pool: &SqlitePool,
     name: &'static str,

@@ -26,6 +26,16 @@ const CHECKPOINT: &str = "read_models";
 /// catch-up never holds the write lock for long.
 const BATCH: i64 = 2_000;
 
+/// The read models by name, with their tables (`rebuild-projections --only NAME`).
+pub const READ_MODELS: &[(&str, &[&str])] = &[
+    ("users", users::TABLES),
+    ("profiles", profiles::TABLES),
+    ("password_resets", password_resets::TABLES),
+    ("cvs", cvs::TABLES),
+    ("analytics", analytics::TABLES),
+    ("audit", audit::TABLES),
+];
+
 /// Every table a rebuild empties and `--verify` compares.
 pub fn read_model_tables() -> Vec<&'static str> {
     [
@@ -45,6 +55,12 @@ pub enum ProjectionError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// `--only` named no read model.
+    #[error("no read model is called {0:?}; known: {1}")]
+    UnknownReadModel(String, String),
+    /// The live read models moved on while one was being rebuilt (a server is catching up).
+    #[error("the read models moved on during the rebuild; stop the server or run it again")]
+    MovedOn,
     /// An event in the log could not be read as the event type it claims to be.
     #[error("event at position {position} ({event_type}) cannot be read: {source}")]
     Corrupt {
@@ -154,16 +170,66 @@ impl Projector {
         self.catch_up_with_progress(progress).await
     }
 
-    /// Rebuilds the read models from the log into a private temporary database (the live tables
-    /// are not touched) and names every table whose rows differ from the live one.
-    pub async fn verify(&self) -> Result<Vec<TableDifference>, ProjectionError> {
-        let live_path: String =
-            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
-                .fetch_one(&self.pool)
+    /// Rebuilds the read model `name` alone: every read model is rebuilt from the log in a
+    /// scratch database (some need others' state, e.g. the audit trail describes a CV change
+    /// against the CV before it), then that model's live tables are replaced in one
+    /// transaction, provided the live checkpoint has not moved meanwhile. Returns the number of
+    /// events replayed.
+    pub async fn rebuild_only(&self, name: &str) -> Result<u64, ProjectionError> {
+        let Some((_, tables)) = READ_MODELS.iter().find(|(model, _)| *model == name) else {
+            let known: Vec<&str> = READ_MODELS.iter().map(|(model, _)| *model).collect();
+            return Err(ProjectionError::UnknownReadModel(
+                name.to_owned(),
+                known.join(", "),
+            ));
+        };
+        let (scratch, position) = self.scratch_rebuild(false).await?;
+        sqlx::query("ATTACH DATABASE ? AS live")
+            .bind(self.live_path().await?)
+            .execute(&scratch)
+            .await?;
+        let mut tx = scratch.begin().await?;
+        // The first statement writes, so the transaction holds the live write lock from the
+        // start; the checkpoint test then cannot be overtaken.
+        let unchanged = sqlx::query(
+            "UPDATE live.projection_checkpoints SET position = position
+              WHERE name = ? AND position = ?",
+        )
+        .bind(CHECKPOINT)
+        .bind(position)
+        .execute(&mut *tx)
+        .await?;
+        if unchanged.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Err(ProjectionError::MovedOn);
+        }
+        for table in *tables {
+            sqlx::query(&format!("DELETE FROM live.{table}"))
+                .execute(&mut *tx)
                 .await?;
+            sqlx::query(&format!(
+                "INSERT INTO live.{table} SELECT * FROM main.{table}"
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(position.max(0) as u64)
+    }
+
+    async fn live_path(&self) -> Result<String, sqlx::Error> {
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    /// A scratch database holding the log up to the live checkpoint and every read model
+    /// rebuilt from it, with (when `keep_live` is set) a copy of each live table as
+    /// `live_<table>`, all taken in one consistent snapshot. Returns it and the checkpoint.
+    async fn scratch_rebuild(&self, keep_live: bool) -> Result<(SqlitePool, i64), ProjectionError> {
         let scratch = scratch_database().await?;
         sqlx::query("ATTACH DATABASE ? AS live")
-            .bind(&live_path)
+            .bind(self.live_path().await?)
             .execute(&scratch)
             .await?;
         // One transaction takes a consistent snapshot of the live side: its checkpoint, the
@@ -185,19 +251,27 @@ impl Projector {
         .bind(position)
         .execute(&mut *snapshot)
         .await?;
-        for table in read_model_tables() {
-            sqlx::query(&format!(
-                "CREATE TABLE main.live_{table} AS SELECT * FROM live.{table}"
-            ))
-            .execute(&mut *snapshot)
-            .await?;
+        if keep_live {
+            for table in read_model_tables() {
+                sqlx::query(&format!(
+                    "CREATE TABLE main.live_{table} AS SELECT * FROM live.{table}"
+                ))
+                .execute(&mut *snapshot)
+                .await?;
+            }
         }
         snapshot.commit().await?;
         sqlx::query("DETACH DATABASE live")
             .execute(&scratch)
             .await?;
-
         Projector::new(scratch.clone()).catch_up().await?;
+        Ok((scratch, position))
+    }
+
+    /// Rebuilds the read models from the log into a private temporary database (the live tables
+    /// are not touched) and names every table whose rows differ from the live one.
+    pub async fn verify(&self) -> Result<Vec<TableDifference>, ProjectionError> {
+        let (scratch, _) = self.scratch_rebuild(true).await?;
         let now = crate::time_format::to_sql(time::OffsetDateTime::now_utc());
         let mut differences = Vec::new();
         for table in read_model_tables() {

@@ -158,6 +158,57 @@ async fn rebuild_projections_verify_passes_then_names_a_tampered_table() {
     assert_eq!(username, "root");
 }
 
+#[tokio::test]
+async fn rebuild_projections_only_rebuilds_the_named_read_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = cvm(dir.path())
+        .args([
+            "create-superuser",
+            "--username",
+            "root",
+            "--email",
+            "root@example.com",
+        ])
+        .env("CVM_SUPERUSER_PASSWORD", GOOD_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", text(&created));
+    let pool = open(dir.path()).await;
+    sqlx::query("UPDATE users SET username = 'tampered'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE profiles SET full_name = 'left alone'")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let unknown = cvm(dir.path())
+        .args(["rebuild-projections", "--only", "nonsense"])
+        .output()
+        .unwrap();
+    let rebuilt = cvm(dir.path())
+        .args(["rebuild-projections", "--only", "users"])
+        .output()
+        .unwrap();
+
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown).contains("users, profiles"),
+        "{}",
+        text(&unknown)
+    );
+    assert!(rebuilt.status.success(), "{}", text(&rebuilt));
+    let (username, full_name): (String, String) = sqlx::query_as(
+        "SELECT u.username, p.full_name FROM users u JOIN profiles p ON p.user_id = u.id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(username, "root", "the named model is rebuilt");
+    assert_eq!(full_name, "left alone", "the others are not touched");
+}
+
 #[test]
 fn serve_help_documents_every_server_variable() {
     let output = Command::new(env!("CARGO_BIN_EXE_cvm"))

@@ -117,3 +117,41 @@ async fn the_analytics_rollup_reports_yesterday_and_agrees_with_itself() {
     assert!(ok, "{detail}");
     assert!(detail.contains("1 users"), "{detail}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_job_is_recorded_and_runs_again_while_the_server_answers() {
+    let mut app = TestApp::spawn().await;
+    let scheduler = tokio_cron_scheduler::JobScheduler::new().await.unwrap();
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&runs);
+    cvm::jobs::add(
+        &scheduler,
+        app.pool(),
+        "always-fails",
+        "* * * * * *",
+        move || {
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                anyhow::bail!("the disk is on fire")
+            }
+        },
+    )
+    .await
+    .unwrap();
+    scheduler.start().await.unwrap();
+
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+
+    assert!(
+        runs.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "it ran again after failing"
+    );
+    let recorded = job_runs::all(app.pool()).await.unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert!(!recorded[0].ok);
+    assert!(recorded[0].detail.contains("the disk is on fire"));
+    assert_eq!(app.get("/healthz").await.status, axum::http::StatusCode::OK);
+    let mut scheduler = scheduler;
+    scheduler.shutdown().await.unwrap();
+}
