@@ -11,6 +11,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod cvs;
+mod hostile_input;
 mod jobs;
 mod passwords;
 mod profile;
