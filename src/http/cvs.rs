@@ -328,8 +328,7 @@ async fn create(
             CvOrigin::Blank,
             &client.metadata(Some(user.id)),
         )
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?;
+        .await?;
     page.session()
         .flash("success", "Your CV has been created. Start filling it in.")
         .await?;
@@ -750,8 +749,7 @@ async fn duplicate(
             origin,
             &client.metadata(Some(user.id)),
         )
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?;
+        .await?;
     page.session()
         .flash("success", "A copy has been made; this is the copy.")
         .await?;

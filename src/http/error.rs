@@ -51,6 +51,13 @@ impl From<projections::ProjectionError> for Error {
     }
 }
 
+impl From<crate::cvs::CvFailure> for Error {
+    /// For handlers that have no form to show again: a refused CV command there is a bug.
+    fn from(failure: crate::cvs::CvFailure) -> Self {
+        Self::Internal(anyhow::anyhow!("CV command failed: {failure}"))
+    }
+}
+
 /// Marks a response whose body the error-page middleware should draw.
 #[derive(Debug, Clone)]
 pub struct ErrorPage {

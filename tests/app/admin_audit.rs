@@ -14,7 +14,7 @@ use time::macros::datetime;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::helpers::{Browser, TestApp, TestResponse, GOOD_PASSWORD};
+use crate::helpers::{outbox, reset_path, Browser, TestApp, TestResponse, GOOD_PASSWORD};
 
 const NEW_PASSWORD: &str = "a different long passphrase";
 
@@ -121,36 +121,6 @@ fn assert_no_secret(body: &str, secrets: &[String], place: &str) {
     for secret in secrets {
         assert!(!body.contains(secret.as_str()), "{place} shows {secret}");
     }
-}
-
-/// The mails in the outbox, waiting up to `wait` for `count` of them.
-async fn outbox(app: &TestApp, count: usize, wait: Duration) -> Vec<String> {
-    let dir = app.data_dir().join("outbox");
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let mails: Vec<String> = std::fs::read_dir(&dir)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                    .map(|e| std::fs::read_to_string(e.path()).unwrap())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if mails.len() >= count || tokio::time::Instant::now() >= deadline {
-            return mails;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn reset_path(mail: &str) -> String {
-    let unfolded = mail.replace("=\r\n", "").replace("=\n", "");
-    let start = unfolded.find("/password-reset/").expect("a reset link");
-    unfolded[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '/' || *c == '-')
-        .collect()
 }
 
 /// A superuser's app in which bob has registered, failed a login, changed his password, reset

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 
-use crate::helpers::{TestApp, GOOD_PASSWORD};
+use crate::helpers::{outbox, reset_path, TestApp, GOOD_PASSWORD};
 
 const NEW_PASSWORD: &str = "marmalade bicycle orbit";
 
@@ -94,38 +94,6 @@ async fn a_password_change_ends_other_sessions_and_keeps_this_one() {
         fresh.login("alice@example.com", NEW_PASSWORD).await.status,
         StatusCode::SEE_OTHER
     );
-}
-
-/// The mails in the outbox, waiting up to `wait` for `count` of them (sending runs in the
-/// background).
-async fn outbox(app: &TestApp, count: usize, wait: Duration) -> Vec<String> {
-    let dir = app.data_dir().join("outbox");
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let mails: Vec<String> = std::fs::read_dir(&dir)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                    .map(|e| std::fs::read_to_string(e.path()).unwrap())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if mails.len() >= count || tokio::time::Instant::now() >= deadline {
-            return mails;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The reset path (`/password-reset/<token>`) in a mail, undoing quoted-printable soft breaks.
-fn reset_path(mail: &str) -> String {
-    let unfolded = mail.replace("=\r\n", "").replace("=\n", "");
-    let start = unfolded.find("/password-reset/").expect("a reset link");
-    unfolded[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '/' || *c == '-')
-        .collect()
 }
 
 #[tokio::test]
