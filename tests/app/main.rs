@@ -16,5 +16,6 @@ mod jobs;
 mod passwords;
 mod profile;
 mod projections;
+mod real_server;
 mod route_sweep;
 mod security;
