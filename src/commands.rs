@@ -4,8 +4,17 @@
 //! because callers need the events a command produced (a login attempt is decided by the
 //! aggregate, and the page depends on whether it emitted `LoggedIn` or `LoginFailed`), and
 //! because the projector, not cqrs-es query dispatch, maintains the read models.
+//!
+//! Commands on one aggregate take turns within the process ([`AggregateTurns`]). Optimistic
+//! concurrency alone is not enough here: a login decides by verifying the password, which takes
+//! tens of milliseconds (and may first wait for one of the few hashing slots), so parallel
+//! logins to one account — even wrong passwords anyone can send — all load the same version,
+//! all but one lose the append, and after a few re-runs the losers failed with a 500. Taking
+//! turns makes them wait instead. The `AggregateConflict` re-run stays for the writers this
+//! lock cannot see: another process on the same database (the CLI beside the server).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::PersistedEventStore;
@@ -14,10 +23,11 @@ use domain::{
     Cv, CvCommand, CvError, CvEvent, User, UserCommand, UserError, UserEvent, UserServices,
 };
 use projections::{EventLog, EventMetadata, Projector};
+use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
 
 /// Times a command is re-run from fresh state when another command on the same aggregate
-/// committed first (`AggregateConflict`).
+/// committed first (`AggregateConflict`: in practice another process, see the module docs).
 const ATTEMPTS: usize = 5;
 
 /// Why a command produced no events.
@@ -40,6 +50,7 @@ pub struct CommandBus {
     cvs: PersistedEventStore<EventLog, Cv>,
     user_services: UserServices,
     projector: Arc<Projector>,
+    turns: AggregateTurns,
 }
 
 impl CommandBus {
@@ -50,6 +61,7 @@ impl CommandBus {
             cvs: PersistedEventStore::new_event_store(log),
             user_services,
             projector,
+            turns: AggregateTurns::default(),
         }
     }
 
@@ -61,7 +73,10 @@ impl CommandBus {
         command: UserCommand,
         metadata: &EventMetadata,
     ) -> Result<Vec<UserEvent>, CommandError<UserError>> {
-        let events = execute(&self.users, &self.user_services, id, command, metadata).await?;
+        let events = {
+            let _turn = self.turns.take(id).await;
+            execute(&self.users, &self.user_services, id, command, metadata).await?
+        };
         self.projector
             .catch_up()
             .await
@@ -78,7 +93,10 @@ impl CommandBus {
         command: CvCommand,
         metadata: &EventMetadata,
     ) -> Result<Vec<CvEvent>, CommandError<CvError>> {
-        let events = execute(&self.cvs, &(), id, command, metadata).await?;
+        let events = {
+            let _turn = self.turns.take(id).await;
+            execute(&self.cvs, &(), id, command, metadata).await?
+        };
         self.projector
             .catch_up()
             .await
@@ -125,10 +143,106 @@ where
     Err(CommandError::Conflict)
 }
 
+/// One async lock per aggregate with a command running or waiting, so that commands on one
+/// aggregate run one at a time while commands on different aggregates run in parallel. Keyed by
+/// the aggregate id alone: ids are random UUIDs, never shared between a user and a CV.
+#[derive(Default)]
+struct AggregateTurns {
+    locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The turn of one command on one aggregate; the next command's turn starts when it drops.
+struct Turn<'a> {
+    turns: &'a AggregateTurns,
+    id: Uuid,
+    guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl AggregateTurns {
+    /// Waits until no other command of this process runs on aggregate `id`.
+    async fn take(&self, id: Uuid) -> Turn<'_> {
+        let lock = Arc::clone(self.map().entry(id).or_default());
+        let guard = lock.lock_owned().await;
+        Turn {
+            turns: self,
+            id,
+            guard: Some(guard),
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>> {
+        // The map is only ever left consistent (one insert or remove per lock), so a panic
+        // elsewhere while it was held does not make it unusable.
+        self.locks
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+impl Drop for Turn<'_> {
+    /// Ends the turn and forgets the aggregate's lock when no one else holds or awaits it, so
+    /// the map only holds aggregates that are busy right now.
+    fn drop(&mut self) {
+        let mut locks = self.turns.map();
+        drop(self.guard.take());
+        // Under the map lock no one can pick up a new handle, and every waiter holds one: the
+        // map's handle alone means nobody is waiting. (A waiter whose request was dropped
+        // while it waited leaves the entry behind until that aggregate's next command.)
+        if locks
+            .get(&self.id)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            locks.remove(&self.id);
+        }
+    }
+}
+
 fn infrastructure<E, T>(error: AggregateError<T>) -> CommandError<E>
 where
     E: std::error::Error,
     T: std::error::Error + Send + Sync + 'static,
 {
     CommandError::Infrastructure(anyhow::anyhow!("{error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn commands_on_one_aggregate_take_turns() {
+        let turns = AggregateTurns::default();
+        let id = Uuid::new_v4();
+        let first = turns.take(id).await;
+        let second = tokio::time::timeout(Duration::from_millis(50), turns.take(id)).await;
+        assert!(second.is_err(), "the second waits while the first runs");
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_millis(50), turns.take(id)).await;
+        assert!(second.is_ok(), "and goes once the first is done");
+    }
+
+    #[tokio::test]
+    async fn commands_on_different_aggregates_do_not_wait_for_each_other() {
+        let turns = AggregateTurns::default();
+        let _first = turns.take(Uuid::new_v4()).await;
+        let other = tokio::time::timeout(Duration::from_millis(50), turns.take(Uuid::new_v4()));
+        assert!(other.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_aggregate_is_forgotten_once_no_command_runs_or_waits_on_it() {
+        let turns = AggregateTurns::default();
+        let id = Uuid::new_v4();
+        let first = turns.take(id).await;
+        let mut second = Box::pin(turns.take(id));
+        let waited = tokio::time::timeout(Duration::from_millis(20), &mut second).await;
+        assert!(waited.is_err(), "the second is waiting");
+
+        drop(first);
+        assert_eq!(turns.map().len(), 1, "kept for the waiting command");
+        drop(second.await);
+        assert!(turns.map().is_empty());
+    }
 }
