@@ -157,6 +157,11 @@ pub(crate) struct Reply {
     pub(crate) status: u16,
     /// The `Location` header (empty if none).
     pub(crate) location: String,
+    /// The `X-Request-Id` header (empty if none): the id the server records in the metadata
+    /// of the events this request caused.
+    pub(crate) request_id: String,
+    /// The `Retry-After` header (empty if none).
+    pub(crate) retry_after: String,
     pub(crate) body: String,
 }
 
@@ -246,13 +251,16 @@ pub(crate) fn parse_response(raw: &[u8]) -> Option<(Reply, Vec<String>)> {
     let mut body = raw[end + 4..].to_vec();
     let mut lines = head.split("\r\n");
     let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let (mut location, mut cookies, mut length, mut chunked) =
-        (String::new(), Vec::new(), None, false);
+    let (mut location, mut request_id, mut retry_after) =
+        (String::new(), String::new(), String::new());
+    let (mut cookies, mut length, mut chunked) = (Vec::new(), None, false);
     for line in lines {
         let (name, value) = line.split_once(':')?;
         let value = value.trim();
         match name.to_ascii_lowercase().as_str() {
             "location" => location = value.to_owned(),
+            "x-request-id" => request_id = value.to_owned(),
+            "retry-after" => retry_after = value.to_owned(),
             "set-cookie" => cookies.push(value.to_owned()),
             "content-length" => length = Some(value.parse::<usize>().ok()?),
             "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
@@ -270,6 +278,8 @@ pub(crate) fn parse_response(raw: &[u8]) -> Option<(Reply, Vec<String>)> {
     let reply = Reply {
         status,
         location,
+        request_id,
+        retry_after,
         body: String::from_utf8_lossy(&body).into_owned(),
     };
     Some((reply, cookies))
