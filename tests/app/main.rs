@@ -19,3 +19,4 @@ mod projections;
 mod real_server;
 mod route_sweep;
 mod security;
+mod xss;
