@@ -199,8 +199,13 @@ async fn screenshots(client: &Client, name: &str) -> Vec<PathBuf> {
             .execute("window.scrollTo(0, 0);", vec![])
             .await
             .expect("scrolled");
+        // The window is the page's height plus whatever the browser keeps for itself.
         let height = client
-            .execute("return document.documentElement.scrollHeight;", vec![])
+            .execute(
+                "return document.documentElement.scrollHeight \
+                   + Math.max(0, window.outerHeight - window.innerHeight);",
+                vec![],
+            )
             .await
             .ok()
             .and_then(|height| height.as_u64())
