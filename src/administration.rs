@@ -29,6 +29,9 @@ pub enum AdminError {
     /// A superuser acting on their own account must say they mean it (`confirm=yes`).
     #[error("You are changing your own account: tick the confirmation to go ahead.")]
     NeedsConfirmation,
+    /// The owner's password did not match (erasing one's own account).
+    #[error("That is not your password.")]
+    WrongPassword,
     /// Nothing to do (already that role, already active, …).
     #[error("{0}")]
     Unchanged(String),
@@ -151,6 +154,30 @@ impl Administration {
             )));
         }
         self.run(target, UserCommand::Activate, metadata).await
+    }
+
+    /// Records the erasure of `target` (an account must keep one active superuser). `password`
+    /// is the owner's when they erase their own account; `None` when a superuser or the CLI
+    /// does. The caller removes what lies outside the event log (see [`crate::privacy`]).
+    pub async fn erase(
+        &self,
+        target: &UserRow,
+        password: Option<String>,
+        metadata: &EventMetadata,
+    ) -> Result<(), AdminError> {
+        let _one_at_a_time = self.superuser_changes.lock().await;
+        let user = self.target(target.id).await?;
+        self.keep_one_superuser(&user).await?;
+        self.commands
+            .user(user.id, UserCommand::Erase { password }, metadata)
+            .await
+            .map(|_| ())
+            .map_err(|error| match error {
+                CommandError::Rejected(UserError::NotFound) => AdminError::NotFound,
+                CommandError::Rejected(UserError::WrongPassword) => AdminError::WrongPassword,
+                CommandError::Rejected(rule) => AdminError::Unchanged(rule.to_string()),
+                other => AdminError::Internal(anyhow::anyhow!("{other}")),
+            })
     }
 
     /// Archives any CV, recorded with the superuser as actor.

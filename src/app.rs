@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use domain::UserServices;
-use projections::{EventLog, Projector};
+use projections::{EventLog, Keyring, Projector};
 use sqlx::SqlitePool;
 use tokio::net::TcpListener;
 use tower_sessions_sqlx_store::SqliteStore;
@@ -24,6 +24,7 @@ use crate::http::{self, AppState};
 use crate::jobs::Jobs;
 use crate::mail::Mailer;
 use crate::passwords::Argon2Hasher;
+use crate::privacy::Privacy;
 use crate::profiles::Profiles;
 use crate::throttle::LoginThrottle;
 
@@ -72,6 +73,8 @@ impl CoreOptions {
 pub struct Core {
     /// The event log and read-model database.
     pub pool: SqlitePool,
+    /// The event log (sealing and opening personal data).
+    pub log: EventLog,
     /// Applies the log to the read models.
     pub projector: Arc<Projector>,
     /// Runs commands on aggregates.
@@ -84,6 +87,8 @@ pub struct Core {
     pub cvs: Arc<Cvs>,
     /// What superusers do to accounts and CVs.
     pub administration: Arc<Administration>,
+    /// Export and erasure of personal data.
+    pub privacy: Arc<Privacy>,
 }
 
 impl Core {
@@ -95,7 +100,24 @@ impl Core {
         let pool = projections::database::open(&data.database_path())
             .await
             .context("cannot open the database")?;
-        let projector = Arc::new(Projector::new(pool.clone()));
+        let keyring = Keyring::open(&data.master_key_path(), &pool)
+            .await
+            .context("cannot open the master key")?;
+        let log = EventLog::new(pool.clone(), Arc::new(keyring));
+        // A database from before encryption: seal its personal data now, before anything
+        // reads it, and leave no plain copy in the write-ahead log.
+        let sealed = log
+            .seal_plaintext_events()
+            .await
+            .context("cannot encrypt the personal data of older events")?;
+        if sealed > 0 {
+            crate::privacy::truncate_write_ahead_log(&pool).await;
+            tracing::info!(
+                events = sealed,
+                "encrypted the personal data of older events"
+            );
+        }
+        let projector = Arc::new(Projector::new(log.clone()));
         let caught_up = projector.catch_up().await?;
         if caught_up > 0 {
             tracing::info!(
@@ -118,7 +140,7 @@ impl Core {
         }
         let hasher = Argon2Hasher::new(CONCURRENT_HASHES)?;
         let commands = Arc::new(CommandBus::new(
-            EventLog::new(pool.clone()),
+            log.clone(),
             UserServices::new(Arc::new(hasher.clone())),
             projector.clone(),
         ));
@@ -149,16 +171,24 @@ impl Core {
                 ..AvatarLimits::default()
             },
         ));
-        let cvs = Arc::new(Cvs::new(pool.clone(), commands.clone()));
+        let cvs = Arc::new(Cvs::new(log.clone(), commands.clone()));
         let administration = Arc::new(Administration::new(pool.clone(), commands.clone()));
+        let privacy = Arc::new(Privacy::new(
+            pool.clone(),
+            administration.clone(),
+            &data.data_dir,
+            data.outbox_path(),
+        ));
         Ok(Self {
             pool,
+            log,
             projector,
             commands,
             accounts,
             profiles,
             cvs,
             administration,
+            privacy,
         })
     }
 }
@@ -229,10 +259,12 @@ pub async fn build_router(config: ServeConfig) -> anyhow::Result<(Router, Core, 
     let state = AppState {
         config: Arc::new(config),
         pool: core.pool.clone(),
+        log: core.log.clone(),
         accounts: core.accounts.clone(),
         profiles: core.profiles.clone(),
         cvs: core.cvs.clone(),
         administration: core.administration.clone(),
+        privacy: core.privacy.clone(),
         templates: Arc::new(Templates::new()),
     };
     Ok((

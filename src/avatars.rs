@@ -396,16 +396,17 @@ impl AvatarStore {
         blocking(move || paths.iter().try_for_each(|path| remove_if_present(path))).await
     }
 
-    /// Deletes every stored file of the user (e.g. when the account is deleted).
-    pub async fn remove_all_for(&self, user_id: Uuid) -> io::Result<()> {
+    /// Deletes every stored file of the user (when the account is erased); returns how many.
+    pub async fn remove_all_for(&self, user_id: Uuid) -> io::Result<usize> {
         let dir = self.dir.clone();
         let prefix = format!("{user_id}-");
         blocking(move || {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(entries) => entries,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
                 Err(e) => return Err(e),
             };
+            let mut removed = 0;
             for entry in entries {
                 let entry = entry?;
                 let belongs_to_user = entry
@@ -414,9 +415,10 @@ impl AvatarStore {
                     .is_some_and(|name| name.starts_with(&prefix));
                 if belongs_to_user {
                     remove_if_present(&entry.path())?;
+                    removed += 1;
                 }
             }
-            Ok(())
+            Ok(removed)
         })
         .await
     }

@@ -1,7 +1,8 @@
-//! The CLI subcommands other than `serve`: `create-superuser` and `rebuild-projections`.
-//! Both work while the server runs on the same data directory (WAL and a busy timeout).
+//! The CLI subcommands other than `serve`: `create-superuser`, `rebuild-projections`,
+//! `export-user`, `erase-user` and `rotate-master-key`. All work while the server runs on the
+//! same data directory (WAL and a busy timeout).
 
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal, Write};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -12,7 +13,8 @@ use projections::EventMetadata;
 
 use crate::accounts::{Registration, RegistrationError};
 use crate::app::{Core, CoreOptions};
-use crate::config::{CreateSuperuserArgs, RebuildArgs};
+use crate::config::{CreateSuperuserArgs, EraseUserArgs, ExportUserArgs, RebuildArgs, RotateArgs};
+use crate::privacy::ErasureError;
 
 /// Creates a superuser through the same command path as registration (an event is recorded).
 pub async fn create_superuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
@@ -92,10 +94,7 @@ pub async fn rebuild_projections(args: RebuildArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let total = projections::EventLog::new(core.pool.clone())
-        .head()
-        .await
-        .context("cannot read the event log")?;
+    let total = core.log.head().await.context("cannot read the event log")?;
     let started = Instant::now();
     let bar = ProgressBar::new(total.max(0) as u64).with_style(
         ProgressStyle::with_template(
@@ -115,6 +114,96 @@ pub async fn rebuild_projections(args: RebuildArgs) -> anyhow::Result<()> {
         seconds = format!("{seconds:.2}"),
         events_per_second = format!("{:.0}", applied as f64 / seconds.max(1e-9)),
         "read models rebuilt"
+    );
+    Ok(())
+}
+
+/// The account named by `who`: an email address or a user id.
+async fn find_user(core: &Core, who: &str) -> anyhow::Result<projections::users::UserRow> {
+    let who = who.trim();
+    let found = match uuid::Uuid::parse_str(who) {
+        Ok(id) => projections::users::find_by_id(&core.pool, id).await?,
+        Err(_) => projections::users::find_by_email(&core.pool, &who.to_lowercase()).await?,
+    };
+    found.with_context(|| format!("no account has the email address or id {who:?}"))
+}
+
+/// Writes a user's data archive to a file.
+pub async fn export_user(args: ExportUserArgs) -> anyhow::Result<()> {
+    let core = Core::open(&args.data, CoreOptions::defaults()).await?;
+    let user = find_user(&core, &args.user).await?;
+    let export = core
+        .privacy
+        .export(user.id)
+        .await?
+        .context("the account disappeared during the export")?;
+    let path = args
+        .output
+        .unwrap_or_else(|| std::path::PathBuf::from(&export.file_name));
+    std::fs::write(&path, &export.bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!(
+        user_id = %user.id,
+        file = %path.display(),
+        bytes = export.bytes.len(),
+        "data archive written"
+    );
+    Ok(())
+}
+
+/// Erases a user after confirmation (typing the username, or `--yes`).
+pub async fn erase_user(args: EraseUserArgs) -> anyhow::Result<()> {
+    let core = Core::open(&args.data, CoreOptions::defaults()).await?;
+    let user = find_user(&core, &args.user).await?;
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("erasing cannot be undone: pass --yes to confirm without a terminal");
+        }
+        let mut stderr = std::io::stderr();
+        write!(
+            stderr,
+            "This erases {} ({}) and every CV of theirs for good. Type the username to confirm: ",
+            user.username, user.id
+        )?;
+        stderr.flush()?;
+        let mut typed = String::new();
+        std::io::stdin().lock().read_line(&mut typed)?;
+        if typed.trim() != user.username {
+            bail!("not confirmed: nothing was erased");
+        }
+    }
+    let metadata = EventMetadata::now(format!("cli-{}", uuid::Uuid::new_v4()));
+    match core.privacy.erase(&user, None, &metadata).await {
+        Ok(erased) => {
+            tracing::info!(
+                user_id = %user.id,
+                pictures = erased.pictures,
+                mails = erased.mails,
+                "user erased"
+            );
+            Ok(())
+        }
+        Err(ErasureError::LastSuperuser) => {
+            bail!("this is the last active superuser: promote someone else first")
+        }
+        Err(error) => Err(anyhow::anyhow!("cannot erase the user: {error}")),
+    }
+}
+
+/// Replaces the master key (see `projections::event_log::keys`).
+pub async fn rotate_master_key(args: RotateArgs) -> anyhow::Result<()> {
+    let core = Core::open(&args.data, CoreOptions::defaults()).await?;
+    let file = args.data.master_key_path();
+    projections::event_log::keys::finish_interrupted_rotation(&file, &core.pool).await?;
+    let keyring = projections::Keyring::open(&file, &core.pool).await?;
+    let rotation = keyring.rotate(&core.pool).await?;
+    crate::privacy::truncate_write_ahead_log(&core.pool).await;
+    tracing::info!(
+        from = rotation.from,
+        to = rotation.to,
+        data_keys = rotation.rewrapped,
+        file = %file.display(),
+        "master key rotated: back up the new key file"
     );
     Ok(())
 }

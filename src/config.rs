@@ -32,6 +32,12 @@ pub enum Command {
     CreateSuperuser(CreateSuperuserArgs),
     /// Empty the read models and rebuild them from the event log.
     RebuildProjections(RebuildArgs),
+    /// Write everything held about one user to a zip archive (their right of access).
+    ExportUser(ExportUserArgs),
+    /// Erase one user: their personal data becomes unrecoverable; the log keeps the facts.
+    EraseUser(EraseUserArgs),
+    /// Replace the master key and re-wrap every data key with it (works while the server runs).
+    RotateMasterKey(RotateArgs),
 }
 
 /// Where the data lives; shared by every subcommand.
@@ -40,12 +46,25 @@ pub struct DataConfig {
     /// Directory for the database and uploaded files (created if missing).
     #[arg(long, env = "CVM_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// File holding the master key that protects every person's data key (created with a new
+    /// random key at the first start). Default: `<data dir>/master.key`. Keep a backup of it
+    /// apart from the database, and in production keep it outside the data directory: without
+    /// it the personal data in the database cannot be read.
+    #[arg(long, env = "CVM_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl DataConfig {
     /// The event log and read models.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("cvm.db")
+    }
+
+    /// The master key file.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
     }
 
     /// Where mail goes when no SMTP server is configured.
@@ -201,6 +220,39 @@ pub struct RebuildArgs {
     /// the others are left as they are.
     #[arg(long, value_name = "NAME")]
     pub only: Option<String>,
+}
+
+/// `export-user` arguments.
+#[derive(Debug, Args)]
+pub struct ExportUserArgs {
+    #[command(flatten)]
+    pub data: DataConfig,
+    /// The user: their email address or id.
+    #[arg(long)]
+    pub user: String,
+    /// Where to write the archive (default: `cv-manager-<username>-<date>.zip` here).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// `erase-user` arguments.
+#[derive(Debug, Args)]
+pub struct EraseUserArgs {
+    #[command(flatten)]
+    pub data: DataConfig,
+    /// The user: their email address or id.
+    #[arg(long)]
+    pub user: String,
+    /// Do not ask for confirmation (needed without a terminal).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `rotate-master-key` arguments.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub data: DataConfig,
 }
 
 /// Parses `90s`, `15m`, `2h`, `7d` (anything humantime accepts).

@@ -61,11 +61,11 @@ pub struct Cvs {
 }
 
 impl Cvs {
-    /// CV use cases over the database behind `pool`.
-    pub fn new(pool: SqlitePool, commands: Arc<CommandBus>) -> Self {
+    /// CV use cases over `log` and the read models of its database.
+    pub fn new(log: EventLog, commands: Arc<CommandBus>) -> Self {
         Self {
-            log: EventLog::new(pool.clone()),
-            pool,
+            pool: log.pool().clone(),
+            log,
             commands,
         }
     }
@@ -175,7 +175,7 @@ impl Cvs {
                         let name = users::find_by_id(&self.pool, actor)
                             .await?
                             .map(|user| user.username)
-                            .unwrap_or_else(|| "a former user".to_owned());
+                            .unwrap_or_else(|| "erased user".to_owned());
                         names.insert(actor, name.clone());
                         name
                     }

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use projections::{job_runs, password_resets, EventLog, Projector};
+use projections::{job_runs, password_resets, Projector};
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
 use tokio_cron_scheduler::{Job, JobScheduler};
@@ -75,11 +75,8 @@ pub async fn purge_expired(
 }
 
 /// Compares the event log's head with the read models' checkpoint; if they lag, catches up.
-pub async fn check_projection_lag(
-    pool: &SqlitePool,
-    projector: &Projector,
-) -> anyhow::Result<(bool, String)> {
-    let head = EventLog::new(pool.clone()).head().await?;
+pub async fn check_projection_lag(projector: &Projector) -> anyhow::Result<(bool, String)> {
+    let head = projector.log().head().await?;
     let checkpoint = projector.checkpoint().await?;
     let lag = head - checkpoint;
     if lag <= 0 {
@@ -146,16 +143,14 @@ impl Jobs {
             .await?;
         }
         {
-            let pool_for_job = pool.clone();
             add(
                 &scheduler,
                 &pool,
                 "projection-lag",
                 &config.lag_check_schedule,
                 move || {
-                    let pool = pool_for_job.clone();
                     let projector = Arc::clone(&projector);
-                    async move { check_projection_lag(&pool, &projector).await }
+                    async move { check_projection_lag(&projector).await }
                 },
             )
             .await?;

@@ -16,5 +16,6 @@ pub mod http;
 pub mod jobs;
 pub mod mail;
 pub mod passwords;
+pub mod privacy;
 pub mod profiles;
 pub mod throttle;

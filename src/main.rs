@@ -17,6 +17,9 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Serve(config)) => serve(*config).await,
         Some(Command::CreateSuperuser(args)) => cvm::cli::create_superuser(args).await,
         Some(Command::RebuildProjections(args)) => cvm::cli::rebuild_projections(args).await,
+        Some(Command::ExportUser(args)) => cvm::cli::export_user(args).await,
+        Some(Command::EraseUser(args)) => cvm::cli::erase_user(args).await,
+        Some(Command::RotateMasterKey(args)) => cvm::cli::rotate_master_key(args).await,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The analytics read models behind the admin dashboard, and the queries that read them.
 //!
-//! The projector calls [`apply_user`] and [`apply_cv`] for every event, and each call moves a
-//! handful of counters: per UTC day (`daily_stats`), per UTC hour (`hourly_stats`), who was
+//! The projector calls [`count_event`] for every event and [`apply_user`] or [`apply_cv`] for
+//! each readable one, and each call moves a handful of counters: per UTC day (`daily_stats`), per UTC hour (`hourly_stats`), who was
 //! active on which day (`activity`), and running totals (`totals`). Reading the dashboard is
 //! then a few index lookups over a few dozen rows, whether the log holds a hundred events or a
 //! million: no query here scans `events` or every user.
@@ -65,43 +65,79 @@ impl Counter {
     }
 }
 
-/// Applies one User event.
-pub async fn apply_user(
+/// Counts what `stored` says happened — a sign-up, a login, a failed login, a CV created or
+/// edited — and who was active, from the event's type, time and actor alone. Those facts
+/// survive an erasure (the event's personal fields do not), so the per-day figures stay as they
+/// were, and a rebuild over an erased person's events counts exactly what was counted live.
+pub async fn count_event(
     conn: &mut SqliteConnection,
     stored: &StoredEvent,
-    event: &UserEvent,
 ) -> Result<(), sqlx::Error> {
     let metadata = stored.metadata();
-    let user_id = stored.aggregate_id.as_str();
-    match event {
-        UserEvent::Registered {
-            role,
-            registered_at,
-            ..
-        } => {
-            let at = metadata.at.unwrap_or(*registered_at);
+    let Some(at) = metadata.at.or_else(|| event_time(stored)) else {
+        // Only events written without metadata lack a time; guessing one (the clock) would make
+        // a rebuild differ, so they stay out of the per-day figures.
+        tracing::debug!(
+            position = stored.position,
+            "event without a time: not counted per day"
+        );
+        return Ok(());
+    };
+    let subject = stored.aggregate_id.as_str();
+    match (stored.aggregate_type.as_str(), stored.event_type.as_str()) {
+        ("User", "UserRegistered") => {
             count(conn, Counter::Signups, at).await?;
+            // Signing up leaves the new user logged in, so it is activity; an account made by
+            // an administrator is not (the administrator's own logins count for them).
+            let by_themselves = metadata
+                .actor
+                .is_none_or(|actor| actor.to_string() == subject);
+            if by_themselves {
+                mark_active(conn, subject, at).await?;
+            }
+        }
+        ("User", "UserLoggedIn") => {
+            count(conn, Counter::Logins, at).await?;
+            mark_active(conn, subject, at).await?;
+        }
+        ("User", "UserLoginFailed") => count(conn, Counter::FailedLogins, at).await?,
+        ("Cv", event_type) => {
+            let counter = if event_type == "CvCreated" {
+                Counter::CvsCreated
+            } else {
+                Counter::CvEdits
+            };
+            count(conn, counter, at).await?;
+            if let Some(actor) = metadata.actor {
+                mark_active(conn, &actor.to_string(), at).await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The time an event carries itself (`registered_at`, `at` or `created_at`: public fields,
+/// kept when the rest of an erased person's event is gone), for events without metadata.
+fn event_time(stored: &StoredEvent) -> Option<OffsetDateTime> {
+    let fields = stored.payload.as_object()?.values().next()?;
+    ["registered_at", "at", "created_at"]
+        .iter()
+        .find_map(|name| fields.get(name)?.as_str())
+        .and_then(|text| {
+            OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+        })
+}
+
+/// Moves the running totals for one User event (its transition between the totals).
+pub async fn apply_user(conn: &mut SqliteConnection, event: &UserEvent) -> Result<(), sqlx::Error> {
+    match event {
+        UserEvent::Registered { role, .. } => {
             add_total(conn, total::USERS, 1).await?;
             add_total(conn, total::ACTIVE_USERS, 1).await?;
             if *role == Role::Superuser {
                 add_total(conn, total::SUPERUSERS, 1).await?;
             }
-            // Signing up leaves the new user logged in, so it is activity; an account made by
-            // an administrator is not (the administrator's own logins count for them).
-            let by_themselves = metadata
-                .actor
-                .is_none_or(|actor| actor.to_string() == user_id);
-            if by_themselves {
-                mark_active(conn, user_id, at).await?;
-            }
-        }
-        UserEvent::LoggedIn { at } => {
-            let at = metadata.at.unwrap_or(*at);
-            count(conn, Counter::Logins, at).await?;
-            mark_active(conn, user_id, at).await?;
-        }
-        UserEvent::LoginFailed { at, .. } => {
-            count(conn, Counter::FailedLogins, metadata.at.unwrap_or(*at)).await?;
         }
         UserEvent::RoleChanged { from, to } => {
             if from != to {
@@ -123,7 +159,11 @@ pub async fn apply_user(
             add_total(conn, total::DEACTIVATED_USERS, -1).await?;
             add_total(conn, total::ACTIVE_USERS, 1).await?;
         }
-        UserEvent::ProfileUpdated { .. }
+        // Erasure takes away what the read models still count: see [`erase`].
+        UserEvent::Erased
+        | UserEvent::LoggedIn { .. }
+        | UserEvent::LoginFailed { .. }
+        | UserEvent::ProfileUpdated { .. }
         | UserEvent::AvatarChanged { .. }
         | UserEvent::AvatarRemoved
         | UserEvent::PasswordChanged { .. }
@@ -133,17 +173,8 @@ pub async fn apply_user(
     Ok(())
 }
 
-/// Applies one Cv event.
-pub async fn apply_cv(
-    conn: &mut SqliteConnection,
-    stored: &StoredEvent,
-    event: &CvEvent,
-) -> Result<(), sqlx::Error> {
-    let metadata = stored.metadata();
-    let at = metadata.at.or(match event {
-        CvEvent::Created { created_at, .. } => Some(*created_at),
-        _ => None,
-    });
+/// Moves the running totals for one Cv event.
+pub async fn apply_cv(conn: &mut SqliteConnection, event: &CvEvent) -> Result<(), sqlx::Error> {
     match event {
         CvEvent::Created { .. } => add_total(conn, total::CVS, 1).await?,
         CvEvent::Archived { .. } => add_total(conn, total::ARCHIVED_CVS, 1).await?,
@@ -156,22 +187,40 @@ pub async fn apply_cv(
         | CvEvent::EntryMoved { .. }
         | CvEvent::VersionRestored { .. } => {}
     }
-    let Some(at) = at else {
-        // Only events written without metadata lack a time; guessing one (the clock) would make
-        // a rebuild differ, so they stay out of the per-day figures.
-        tracing::debug!(
-            position = stored.position,
-            "CV event without a time: not counted per day"
-        );
-        return Ok(());
-    };
-    let counter = match event {
-        CvEvent::Created { .. } => Counter::CvsCreated,
-        _ => Counter::CvEdits,
-    };
-    count(conn, counter, at).await?;
-    if let Some(actor) = metadata.actor {
-        mark_active(conn, &actor.to_string(), at).await?;
+    Ok(())
+}
+
+/// Takes an erased user, and their CVs, out of the running totals — exactly what their rows
+/// in the `users` and `cvs` read models still count. Runs before those rows are deleted. A
+/// rebuild never counts an erased person's events in the totals (they cannot be read), finds
+/// no rows here, and so ends with the same totals.
+pub async fn erase(conn: &mut SqliteConnection, user_id: &str) -> Result<(), sqlx::Error> {
+    let user: Option<(String, bool)> =
+        sqlx::query_as("SELECT role, active FROM users WHERE id = ?")
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some((role, active)) = user {
+        add_total(conn, total::USERS, -1).await?;
+        let status = if active {
+            total::ACTIVE_USERS
+        } else {
+            total::DEACTIVATED_USERS
+        };
+        add_total(conn, status, -1).await?;
+        if role == Role::Superuser.as_str() {
+            add_total(conn, total::SUPERUSERS, -1).await?;
+        }
+    }
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM cvs WHERE owner_id = ?")
+        .bind(user_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    for status in statuses {
+        add_total(conn, total::CVS, -1).await?;
+        if status == "archived" {
+            add_total(conn, total::ARCHIVED_CVS, -1).await?;
+        }
     }
     Ok(())
 }
@@ -207,7 +256,10 @@ async fn count(
     Ok(())
 }
 
-/// Moves the total `name` by `delta` (a missing row counts as 0).
+/// Moves the total `name` by `delta`. A missing row counts as 0, and a total that comes back
+/// to 0 loses its row, so the table has one form for each state whatever path led to it: an
+/// erasure takes back what a person's events added, and a rebuild, which cannot read those
+/// events, never adds it.
 async fn add_total(conn: &mut SqliteConnection, name: &str, delta: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO totals (name, value) VALUES (?, ?)
@@ -215,8 +267,12 @@ async fn add_total(conn: &mut SqliteConnection, name: &str, delta: i64) -> Resul
     )
     .bind(name)
     .bind(delta)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    sqlx::query("DELETE FROM totals WHERE name = ? AND value = 0")
+        .bind(name)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

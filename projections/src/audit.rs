@@ -102,6 +102,12 @@ pub async fn apply(
 ) -> Result<(), sqlx::Error> {
     let metadata = stored.metadata();
     let request_id = Some(metadata.request_id).filter(|id| !id.is_empty());
+    // Where an erased person's event came from is gone with them, whoever made the request.
+    let (ip, user_agent) = if stored.erased {
+        (None, None)
+    } else {
+        (metadata.ip, metadata.user_agent)
+    };
     // The row is a pure function of the event, so writing it again (a replay over a table that
     // was not emptied) must give the same row, not an error.
     sqlx::query(
@@ -116,13 +122,54 @@ pub async fn apply(
     .bind(&stored.aggregate_id)
     .bind(&stored.event_type)
     .bind(summary)
-    .bind(metadata.ip)
-    .bind(metadata.user_agent)
+    .bind(ip)
+    .bind(user_agent)
     .bind(request_id)
     .execute(&mut *conn)
     .await?;
     sqlx::query("INSERT OR IGNORE INTO audit_event_types (event_type) VALUES (?)")
         .bind(&stored.event_type)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Every row of the trail about the aggregates `ids` (a user and their CVs), oldest first: a
+/// person's own history for the export of their data.
+pub async fn trail_about(pool: &SqlitePool, ids: &[String]) -> Result<Vec<AuditRow>, sqlx::Error> {
+    let list = serde_json::to_string(ids).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM audit_log
+          WHERE aggregate_id IN (SELECT value FROM json_each(?))
+          ORDER BY position"
+    ))
+    .bind(list)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(audit_row).collect()
+}
+
+/// The summary of every event of an erased person: what happened to them is gone, that
+/// something happened (its type and time) stays.
+pub const ERASED_SUMMARY: &str = "erased user";
+
+/// Rewrites the trail of an erased user as a rebuild would write it: their events (and their
+/// CVs') keep type, time and ids but say only [`ERASED_SUMMARY`], and no row keeps an IP address
+/// or user agent of theirs — neither on events about them nor on what they did to others. Runs
+/// before their CVs leave the `cvs` read model.
+pub async fn erase(conn: &mut SqliteConnection, user_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE audit_log SET summary = ?, ip = NULL, user_agent = NULL
+          WHERE aggregate_id = ?
+             OR aggregate_id IN (SELECT id FROM cvs WHERE owner_id = ?)",
+    )
+    .bind(ERASED_SUMMARY)
+    .bind(user_id)
+    .bind(user_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_log SET ip = NULL, user_agent = NULL WHERE actor_id = ?")
+        .bind(user_id)
         .execute(conn)
         .await?;
     Ok(())
@@ -256,19 +303,19 @@ pub async fn event_types(pool: &SqlitePool) -> Result<Vec<String>, sqlx::Error> 
 /// [`redact`] (so no caller can show a secret by forgetting to). `None` if there is no such
 /// event, or the projector has not reached it yet.
 pub async fn entry(
-    pool: &SqlitePool,
+    log: &EventLog,
     position: i64,
 ) -> Result<Option<(AuditRow, Value, Value)>, sqlx::Error> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM audit_log WHERE position = ?"
     ))
     .bind(position)
-    .fetch_optional(pool)
+    .fetch_optional(log.pool())
     .await?;
     let Some(row) = row.as_ref().map(audit_row).transpose()? else {
         return Ok(None);
     };
-    let Some(mut event) = event_at(pool, position).await? else {
+    let Some(mut event) = event_at(log, position).await? else {
         return Ok(None);
     };
     redact(&mut event.payload);
@@ -278,11 +325,11 @@ pub async fn entry(
 
 /// The event at `position`, read through the event log module (the one place that knows how
 /// events are stored).
-async fn event_at(pool: &SqlitePool, position: i64) -> Result<Option<StoredEvent>, sqlx::Error> {
+async fn event_at(log: &EventLog, position: i64) -> Result<Option<StoredEvent>, sqlx::Error> {
     let Some(after) = position.checked_sub(1) else {
         return Ok(None);
     };
-    let events = EventLog::new(pool.clone()).read_after(after, 1).await?;
+    let events = log.read_after(after, 1).await?;
     Ok(events.into_iter().find(|event| event.position == position))
 }
 
@@ -292,7 +339,7 @@ async fn event_at(pool: &SqlitePool, position: i64) -> Result<Option<StoredEvent
 /// together (as they do unfiltered), and sparse positions are read one by one, so a sparse
 /// filter never drags thousands of unrelated payloads through memory.
 pub async fn payloads(
-    pool: &SqlitePool,
+    log: &EventLog,
     positions: &[i64],
 ) -> Result<HashMap<i64, Value>, sqlx::Error> {
     let mut wanted: Vec<i64> = positions.iter().copied().filter(|p| *p > 0).collect();
@@ -302,7 +349,6 @@ pub async fn payloads(
     let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
         return Ok(found);
     };
-    let log = EventLog::new(pool.clone());
     let span = last - first + 1;
     let dense = span <= 4 * wanted.len() as i64;
     let events = if dense {
@@ -310,7 +356,7 @@ pub async fn payloads(
     } else {
         let mut events = Vec::with_capacity(wanted.len());
         for &position in &wanted {
-            events.extend(event_at(pool, position).await?);
+            events.extend(event_at(log, position).await?);
         }
         events
     };
@@ -442,6 +488,7 @@ mod tests {
                 event_version: "1.0".into(),
                 payload: Value::Null,
                 metadata: serde_json::to_value(metadata).unwrap(),
+                erased: false,
             }
         }
 

@@ -65,7 +65,17 @@ pub async fn release(
     Ok(())
 }
 
-/// Releases claims whose owner never got an event, taken before `claimed_before`. A claim is
+/// Gives up every claim of `owner_id` (an erased user's names become free to register again).
+pub async fn release_all_for(pool: &SqlitePool, owner_id: &str) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query("DELETE FROM claims WHERE owner_id = ?")
+        .bind(owner_id)
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// Releases claims whose owner never got an event, taken before `claimed_before`, and every
+/// claim of an erased owner (whose erasure stopped before it released them). A claim is
 /// taken before its command runs, so a crash (or `kill -9`) between the two leaves a name that
 /// no account holds; this frees it. Recent claims are left alone: their command may still be
 /// running (password hashing takes a moment). Returns how many were released.
@@ -79,9 +89,11 @@ pub async fn release_orphans(
     let cutoff = to_sql(claimed_before);
     let result = sqlx::query(
         "DELETE FROM claims
-          WHERE claimed_at < ?
-            AND NOT EXISTS (SELECT 1 FROM events e
-                             WHERE e.aggregate_type = 'User' AND e.aggregate_id = claims.owner_id)",
+          WHERE (claimed_at < ?
+                 AND NOT EXISTS (SELECT 1 FROM events e
+                                  WHERE e.aggregate_type = 'User' AND e.aggregate_id = claims.owner_id))
+             OR EXISTS (SELECT 1 FROM data_keys k
+                         WHERE k.subject_id = claims.owner_id AND k.erased_at IS NOT NULL)",
     )
     .bind(cutoff)
     .execute(pool)

@@ -104,6 +104,19 @@ pub async fn apply(
     Ok(description)
 }
 
+/// Removes every CV of an erased user, archived or not, with its document.
+pub async fn erase(conn: &mut SqliteConnection, owner_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM cv_documents WHERE cv_id IN (SELECT id FROM cvs WHERE owner_id = ?)")
+        .bind(owner_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM cvs WHERE owner_id = ?")
+        .bind(owner_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 const COLUMNS: &str = "id, owner_id, title, status, created_at, updated_at, version, entry_count,
                        section_counts";
 

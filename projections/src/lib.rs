@@ -20,5 +20,5 @@ pub mod projector;
 pub mod time_format;
 pub mod users;
 
-pub use event_log::{EventLog, EventMetadata, StoredEvent};
+pub use event_log::{EventLog, EventMetadata, KeyError, Keyring, MasterKey, StoredEvent};
 pub use projector::{ProjectionError, Projector};

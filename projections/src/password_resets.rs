@@ -55,6 +55,15 @@ pub async fn apply(
     Ok(())
 }
 
+/// Removes an erased user's reset links.
+pub async fn erase(conn: &mut SqliteConnection, user_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM password_resets WHERE user_id = ?")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The link with this token hash, if any.
 pub async fn find(pool: &SqlitePool, token_hash: &str) -> Result<Option<ResetRow>, sqlx::Error> {
     let row =

@@ -97,6 +97,15 @@ pub async fn apply(
     Ok(())
 }
 
+/// Removes an erased user's profile.
+pub async fn erase(conn: &mut SqliteConnection, user_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM profiles WHERE user_id = ?")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The profile of `user_id` (every registered user has one).
 pub async fn find(pool: &SqlitePool, user_id: Uuid) -> Result<Option<ProfileRow>, sqlx::Error> {
     let row = sqlx::query(

@@ -93,13 +93,18 @@ pub struct TableDifference {
 }
 
 impl Projector {
-    /// A projector over the database behind `pool`.
-    pub fn new(pool: SqlitePool) -> Self {
+    /// A projector reading `log` into the read models of the same database.
+    pub fn new(log: EventLog) -> Self {
         Self {
-            log: EventLog::new(pool.clone()),
-            pool,
+            pool: log.pool().clone(),
+            log,
             running: Mutex::new(()),
         }
+    }
+
+    /// The event log it reads.
+    pub fn log(&self) -> &EventLog {
+        &self.log
     }
 
     /// How far the read models have read.
@@ -235,6 +240,16 @@ impl Projector {
         // One transaction takes a consistent snapshot of the live side: its checkpoint, the
         // events up to it, and a copy of every read-model table. A server catching up meanwhile
         // cannot make the comparison see tables and checkpoint from different moments.
+        // The copy is of events already accepted: the rules about recording new events
+        // (erasure destroys a key, nothing after an erasure) must not run on it again.
+        for trigger in [
+            "erasure_destroys_the_data_key",
+            "events_about_erased_people_are_refused",
+        ] {
+            sqlx::query(&format!("DROP TRIGGER main.{trigger}"))
+                .execute(&scratch)
+                .await?;
+        }
         let mut snapshot = scratch.begin().await?;
         let position: i64 =
             sqlx::query_scalar("SELECT position FROM live.projection_checkpoints WHERE name = ?")
@@ -251,6 +266,11 @@ impl Projector {
         .bind(position)
         .execute(&mut *snapshot)
         .await?;
+        // The data keys open the events in the scratch copy as they open in the live database
+        // (wrapped, as they are stored; the copy is a private temporary file).
+        sqlx::query("INSERT INTO main.data_keys SELECT * FROM live.data_keys")
+            .execute(&mut *snapshot)
+            .await?;
         if keep_live {
             for table in read_model_tables() {
                 sqlx::query(&format!(
@@ -264,7 +284,9 @@ impl Projector {
         sqlx::query("DETACH DATABASE live")
             .execute(&scratch)
             .await?;
-        Projector::new(scratch.clone()).catch_up().await?;
+        Projector::new(EventLog::new(scratch.clone(), self.log.keyring().clone()))
+            .catch_up()
+            .await?;
         Ok((scratch, position))
     }
 
@@ -325,26 +347,44 @@ async fn scratch_database() -> Result<SqlitePool, sqlx::Error> {
     Ok(pool)
 }
 
+/// The stored type of [`UserEvent::Erased`].
+const USER_ERASED: &str = "UserErased";
+
 /// Applies one event to every read model that cares about its aggregate type.
+///
+/// An erased person's events arrive with their personal fields gone ([`StoredEvent::erased`]):
+/// only the facts are applied — the per-day counters and an audit row saying "erased user" —
+/// which is also all that is left in the read models of such an event once the erasure itself
+/// has been applied. So live read models and a rebuild agree after an erasure.
 async fn apply(conn: &mut SqliteConnection, event: &StoredEvent) -> Result<(), ProjectionError> {
     let corrupt = |source| ProjectionError::Corrupt {
         position: event.position,
         event_type: event.event_type.clone(),
         source,
     };
-    if event.aggregate_type == <domain::User as Aggregate>::TYPE {
+    let is_user = event.aggregate_type == <domain::User as Aggregate>::TYPE;
+    if is_user && event.event_type == USER_ERASED {
+        erase(conn, &event.aggregate_id).await?;
+        analytics::count_event(conn, event).await?;
+        audit::apply(conn, event, &UserEvent::Erased.describe()).await?;
+    } else if event.erased {
+        analytics::count_event(conn, event).await?;
+        audit::apply(conn, event, audit::ERASED_SUMMARY).await?;
+    } else if is_user {
         let user_event: UserEvent =
             serde_json::from_value(event.payload.clone()).map_err(corrupt)?;
         users::apply(conn, event, &user_event).await?;
         profiles::apply(conn, event, &user_event).await?;
         password_resets::apply(conn, event, &user_event).await?;
-        analytics::apply_user(conn, event, &user_event).await?;
+        analytics::count_event(conn, event).await?;
+        analytics::apply_user(conn, &user_event).await?;
         audit::apply(conn, event, &user_event.describe()).await?;
     } else if event.aggregate_type == <domain::Cv as Aggregate>::TYPE {
         let cv_event: domain::CvEvent =
             serde_json::from_value(event.payload.clone()).map_err(corrupt)?;
         let description = cvs::apply(conn, event, &cv_event).await?;
-        analytics::apply_cv(conn, event, &cv_event).await?;
+        analytics::count_event(conn, event).await?;
+        analytics::apply_cv(conn, &cv_event).await?;
         audit::apply(conn, event, &description).await?;
     } else {
         tracing::debug!(
@@ -352,5 +392,17 @@ async fn apply(conn: &mut SqliteConnection, event: &StoredEvent) -> Result<(), P
             "no read model for this aggregate type"
         );
     }
+    Ok(())
+}
+
+/// Removes an erased user from every read model. The trail and the totals go first: both are
+/// rewritten from rows (their CVs, their account) that the later steps delete.
+async fn erase(conn: &mut SqliteConnection, user_id: &str) -> Result<(), sqlx::Error> {
+    audit::erase(conn, user_id).await?;
+    analytics::erase(conn, user_id).await?;
+    cvs::erase(conn, user_id).await?;
+    password_resets::erase(conn, user_id).await?;
+    profiles::erase(conn, user_id).await?;
+    users::erase(conn, user_id).await?;
     Ok(())
 }

@@ -95,12 +95,24 @@ pub async fn apply(
         UserEvent::PasswordChanged { .. } | UserEvent::PasswordReset { .. } => {
             end_sessions(conn, id).await?;
         }
-        UserEvent::LoginFailed { .. }
+        // Erasure removes the row: see [`erase`].
+        UserEvent::Erased
+        | UserEvent::LoginFailed { .. }
         | UserEvent::ProfileUpdated { .. }
         | UserEvent::AvatarChanged { .. }
         | UserEvent::AvatarRemoved
         | UserEvent::PasswordResetRequested { .. } => {}
     }
+    Ok(())
+}
+
+/// Removes an erased user's row (their sessions end with it: a session whose user has no row
+/// is anonymous).
+pub async fn erase(conn: &mut SqliteConnection, user_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM users WHERE id = ?")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 //! are committed through the event log (as the command bus does), projected, and then read back
 //! through the dashboard's queries.
 
+use std::sync::Arc;
+
 use std::collections::BTreeMap;
 
 use cqrs_es::persist::PersistedEventStore;
@@ -11,7 +13,7 @@ use domain::{
     UserEvent, Username,
 };
 use projections::analytics::{self, Counts, Totals};
-use projections::{database, EventLog, EventMetadata, Projector};
+use projections::{database, EventLog, EventMetadata, Keyring, Projector};
 use sqlx::SqlitePool;
 use tempfile::TempDir;
 use time::macros::{date, datetime};
@@ -42,11 +44,11 @@ impl TestDb {
         let pool = database::open(&dir.path().join("cvm.db"))
             .await
             .expect("database opens and migrates");
-        let log = EventLog::new(pool.clone());
+        let log = EventLog::new(pool.clone(), Arc::new(Keyring::ephemeral()));
         Self {
             users: PersistedEventStore::new_event_store(log.clone()),
-            cvs: PersistedEventStore::new_event_store(log),
-            projector: Projector::new(pool.clone()),
+            cvs: PersistedEventStore::new_event_store(log.clone()),
+            projector: Projector::new(log),
             pool,
             _dir: dir,
         }

@@ -13,7 +13,7 @@ use domain::{
 };
 use projections::projector::TableDifference;
 use projections::users::{self, UserRow};
-use projections::{database, EventLog, EventMetadata, ProjectionError, Projector};
+use projections::{database, EventLog, EventMetadata, Keyring, ProjectionError, Projector};
 use sqlx::SqlitePool;
 use tempfile::TempDir;
 use time::macros::datetime;
@@ -54,7 +54,7 @@ impl TestDb {
         let pool = database::open(&dir.path().join("cvm.db"))
             .await
             .expect("database opens and migrates");
-        let log = EventLog::new(pool.clone());
+        let log = EventLog::new(pool.clone(), Arc::new(Keyring::ephemeral()));
         Self {
             store: PersistedEventStore::new_event_store(log.clone()),
             services: UserServices::new(Arc::new(PlainTextHasher)),
@@ -208,7 +208,7 @@ fn register(username: &str, email: &str, role: Role) -> UserCommand {
 async fn a_registration_appears_in_the_users_table_after_catch_up() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let id = db.register("Alice", "Alice@Example.COM").await;
 
     // Act
@@ -253,7 +253,7 @@ async fn a_registration_is_not_visible_before_catch_up() {
 async fn a_superuser_registration_is_stored_with_its_role() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let id = Uuid::new_v4();
     db.run(id, register("root", "root@example.com", Role::Superuser))
         .await;
@@ -271,7 +271,7 @@ async fn a_superuser_registration_is_stored_with_its_role() {
 async fn login_sets_last_login() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let id = db.register("alice", "alice@example.com").await;
     projector.catch_up().await.unwrap();
 
@@ -289,7 +289,7 @@ async fn login_sets_last_login() {
 async fn a_later_login_replaces_last_login() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let id = db.register("alice", "alice@example.com").await;
     let later = datetime!(2027-01-02 03:04:05.000006 UTC);
     db.log_in(id, PASSWORD, LOGGED_IN_AT).await;
@@ -306,7 +306,7 @@ async fn a_later_login_replaces_last_login() {
 async fn deactivation_and_activation_flip_active() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let id = db.register("alice", "alice@example.com").await;
     projector.catch_up().await.unwrap();
     assert!(db.row(id).await.unwrap().active);
@@ -328,7 +328,7 @@ async fn deactivation_and_activation_flip_active() {
 async fn role_change_updates_role() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let id = db.register("alice", "alice@example.com").await;
     projector.catch_up().await.unwrap();
 
@@ -356,7 +356,7 @@ async fn role_change_updates_role() {
 async fn a_failed_login_changes_nothing_in_the_row() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let id = db.register("alice", "alice@example.com").await;
     db.log_in(id, PASSWORD, LOGGED_IN_AT).await;
     projector.catch_up().await.unwrap();
@@ -385,7 +385,7 @@ async fn a_failed_login_changes_nothing_in_the_row() {
 async fn a_right_password_on_a_deactivated_account_does_not_set_last_login() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let id = db.register("alice", "alice@example.com").await;
     db.run(id, UserCommand::Deactivate).await;
     projector.catch_up().await.unwrap();
@@ -411,7 +411,7 @@ async fn a_right_password_on_a_deactivated_account_does_not_set_last_login() {
 async fn the_username_is_indexed_in_its_canonical_form() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let id = db.register("MixedCase.Name", "mixed@example.com").await;
 
     // Act
@@ -434,7 +434,7 @@ async fn the_username_is_indexed_in_its_canonical_form() {
 async fn catch_up_returns_the_number_of_events_applied() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let alice = db.register("alice", "alice@example.com").await;
     db.register("bob", "bob@example.com").await;
     db.log_in(alice, PASSWORD, LOGGED_IN_AT).await;
@@ -456,7 +456,7 @@ async fn catch_up_returns_the_number_of_events_applied() {
 async fn catch_up_applies_only_the_events_after_the_checkpoint() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let alice = db.register("alice", "alice@example.com").await;
     projector.catch_up().await.unwrap();
     let checkpoint_before = projector.checkpoint().await.unwrap();
@@ -477,7 +477,7 @@ async fn catch_up_applies_only_the_events_after_the_checkpoint() {
 async fn an_empty_log_has_checkpoint_and_head_zero() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
 
     // Act
     let applied = projector.catch_up().await.unwrap();
@@ -492,7 +492,7 @@ async fn an_empty_log_has_checkpoint_and_head_zero() {
 async fn catch_up_with_progress_reports_the_running_total() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     for n in 0..5 {
         db.register(&format!("user{n}"), &format!("user{n}@example.com"))
             .await;
@@ -514,8 +514,8 @@ async fn catch_up_with_progress_reports_the_running_total() {
 async fn events_are_not_applied_twice_by_two_projectors() {
     // Arrange: the server's and the CLI's projector on one database.
     let db = TestDb::new().await;
-    let server = Projector::new(db.pool.clone());
-    let cli = Projector::new(db.pool.clone());
+    let server = Projector::new(db.log.clone());
+    let cli = Projector::new(db.log.clone());
     for n in 0..50 {
         let id = db
             .register(&format!("user{n:02}"), &format!("user{n:02}@example.com"))
@@ -545,8 +545,8 @@ async fn events_are_not_applied_twice_by_projectors_in_two_pools_over_several_ro
     // Arrange: separate pools, as the server and the CLI are separate processes.
     let db = TestDb::new().await;
     let other_pool = db.second_pool().await;
-    let server = Projector::new(db.pool.clone());
-    let cli = Projector::new(other_pool.clone());
+    let server = Projector::new(db.log.clone());
+    let cli = Projector::new(EventLog::new(other_pool.clone(), db.log.keyring().clone()));
     let mut total_applied = 0;
 
     for round in 0..5 {
@@ -589,7 +589,7 @@ async fn events_are_not_applied_twice_by_projectors_in_two_pools_over_several_ro
 async fn a_rebuild_gives_the_same_rows_as_the_live_tables() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     db.varied_history().await;
     projector.catch_up().await.unwrap();
     let live = db.all_user_rows().await;
@@ -618,7 +618,7 @@ async fn a_rebuild_gives_the_same_rows_as_the_live_tables() {
 async fn a_rebuild_restores_a_tampered_table() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     db.varied_history().await;
     projector.catch_up().await.unwrap();
     let good = db.all_user_rows().await;
@@ -642,7 +642,7 @@ async fn a_rebuild_restores_a_tampered_table() {
 async fn verify_finds_no_difference_after_a_catch_up() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     db.varied_history().await;
     projector.catch_up().await.unwrap();
 
@@ -657,7 +657,7 @@ async fn verify_finds_no_difference_after_a_catch_up() {
 async fn verify_names_a_table_that_differs() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let ids = db.varied_history().await;
     projector.catch_up().await.unwrap();
     let carol = ids[2];
@@ -690,7 +690,7 @@ async fn verify_names_a_table_that_differs() {
 async fn verify_counts_a_missing_row_as_only_rebuilt() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let ids = db.varied_history().await;
     projector.catch_up().await.unwrap();
     sqlx::query("DELETE FROM users WHERE id = ?")
@@ -718,7 +718,7 @@ async fn verify_counts_a_missing_row_as_only_rebuilt() {
 async fn verify_counts_an_extra_row_as_only_live() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     db.varied_history().await;
     projector.catch_up().await.unwrap();
     sqlx::query(
@@ -749,7 +749,7 @@ async fn verify_counts_an_extra_row_as_only_live() {
 async fn verify_ignores_events_the_live_tables_have_not_read_yet() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let alice = db.register("alice", "alice@example.com").await;
     projector.catch_up().await.unwrap();
     db.register("bob", "bob@example.com").await;
@@ -916,7 +916,7 @@ async fn an_event_cannot_be_stored_twice_at_the_same_sequence() {
 async fn a_corrupt_event_stops_catch_up_with_a_clear_error() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     db.register("alice", "alice@example.com").await;
     projector.catch_up().await.unwrap();
     let checkpoint_before = projector.checkpoint().await.unwrap();
@@ -963,7 +963,7 @@ async fn a_corrupt_event_stops_catch_up_with_a_clear_error() {
 async fn events_of_unknown_aggregate_types_are_skipped() {
     // Arrange
     let db = TestDb::new().await;
-    let projector = Projector::new(db.pool.clone());
+    let projector = Projector::new(db.log.clone());
     let other = db
         .insert_raw_event("Other", "OtherHappened", r#"{"Nonsense":{}}"#)
         .await;

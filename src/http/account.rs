@@ -1,8 +1,9 @@
-//! `/account/password` (change, knowing the current one) and `/password-reset` (forgotten:
-//! ask for a link by email, then set a new password through it).
+//! `/account/password` (change, knowing the current one), `/password-reset` (forgotten: ask
+//! for a link by email, then set a new password through it), and the account's personal data:
+//! `/account/data` (download all of it) and `/account/delete` (erase it).
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
@@ -13,6 +14,7 @@ use crate::accounts::{PasswordChangeError, ResetError};
 use crate::http::error::{Error, Result};
 use crate::http::extract::{ClientInfo, CurrentUser, Page, RequireUser};
 use crate::http::AppState;
+use crate::privacy::{DataExport, ErasureError};
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -26,6 +28,140 @@ pub fn router() -> Router<AppState> {
             get(reset_request_page).post(request_reset),
         )
         .route("/password-reset/{token}", get(reset_page).post(reset))
+        .route("/account/data", get(download_data))
+        .route("/account/delete", get(delete_page).post(delete))
+}
+
+/// A data archive as a download.
+pub fn archive_response(export: DataExport) -> Response {
+    let mut response = export.bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    let disposition = format!("attachment; filename=\"{}\"", export.file_name);
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    response
+}
+
+async fn download_data(
+    State(state): State<AppState>,
+    RequireUser(user): RequireUser,
+) -> Result<Response> {
+    let export = state
+        .privacy
+        .export(user.id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    tracing::info!(user_id = %user.id, "data archive downloaded");
+    Ok(archive_response(export))
+}
+
+/// The account-deletion form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DeleteForm {
+    password: String,
+}
+
+async fn render_delete(
+    state: &AppState,
+    page: &Page,
+    user: &projections::users::UserRow,
+    status: StatusCode,
+    errors: minijinja::Value,
+    message: Option<&str>,
+) -> Result<Response> {
+    let cv_count = state.cvs.list(user.id).await?.len();
+    page.render_with_status(
+        status,
+        "account/delete.html",
+        context! {
+            user => context! { username => user.username, email => user.email },
+            cv_count => cv_count,
+            errors => errors,
+            message => message,
+        },
+    )
+    .await
+}
+
+async fn delete_page(
+    State(state): State<AppState>,
+    page: Page,
+    RequireUser(user): RequireUser,
+) -> Result<Response> {
+    render_delete(&state, &page, &user, StatusCode::OK, context! {}, None).await
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    page: Page,
+    client: ClientInfo,
+    RequireUser(user): RequireUser,
+    Form(form): Form<DeleteForm>,
+) -> Result<Response> {
+    if form.password.is_empty() {
+        let errors = context! { password => "Enter your password to confirm." };
+        return render_delete(
+            &state,
+            &page,
+            &user,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            errors,
+            None,
+        )
+        .await;
+    }
+    let outcome = state
+        .privacy
+        .erase(&user, Some(form.password), &client.metadata(Some(user.id)))
+        .await;
+    match outcome {
+        Ok(_) => {
+            page.session().log_out().await?;
+            page.session()
+                .flash(
+                    "success",
+                    "Your account and your personal data have been erased. Goodbye.",
+                )
+                .await?;
+            Ok(Redirect::to("/").into_response())
+        }
+        Err(ErasureError::WrongPassword) => {
+            let errors = context! { password => "That is not your password." };
+            render_delete(
+                &state,
+                &page,
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                errors,
+                None,
+            )
+            .await
+        }
+        Err(error @ ErasureError::LastSuperuser) => {
+            let message = error.to_string();
+            render_delete(
+                &state,
+                &page,
+                &user,
+                StatusCode::CONFLICT,
+                context! {},
+                Some(&message),
+            )
+            .await
+        }
+        Err(ErasureError::NotFound) => Err(Error::NotFound),
+        Err(ErasureError::Internal(error)) => Err(Error::Internal(error)),
+    }
 }
 
 /// The password-change form.

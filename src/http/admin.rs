@@ -265,7 +265,7 @@ pub async fn audit_lines(
                     let name = projections::users::find_by_id(pool, id)
                         .await?
                         .map(|user| user.username)
-                        .unwrap_or_else(|| "a former user".to_owned());
+                        .unwrap_or_else(|| "erased user".to_owned());
                     names.insert(id, name.clone());
                     name
                 }

@@ -1,5 +1,5 @@
-//! `/admin/users`: search and filter accounts, create one for someone, see one in full, and
-//! change its role or whether it can log in.
+//! `/admin/users`: search and filter accounts, create one for someone, see one in full,
+//! change its role or whether it can log in, download its data and erase it.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -17,6 +17,7 @@ use crate::administration::AdminError;
 use crate::http::error::{Error, Result};
 use crate::http::extract::{ClientInfo, Page, RequireSuperuser};
 use crate::http::AppState;
+use crate::privacy::ErasureError;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -27,6 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{id}/role", post(change_role))
         .route("/admin/users/{id}/deactivate", post(deactivate))
         .route("/admin/users/{id}/activate", post(activate))
+        .route("/admin/users/{id}/data", get(download_data))
+        .route("/admin/users/{id}/erase", post(erase))
 }
 
 /// The list's query string; unknown or malformed values fall back to "no filter".
@@ -283,7 +286,7 @@ async fn outcome(
             )
             .await
         }
-        Err(error @ AdminError::NeedsConfirmation) => {
+        Err(error @ (AdminError::NeedsConfirmation | AdminError::WrongPassword)) => {
             render_user(
                 state,
                 page,
@@ -375,6 +378,70 @@ async fn activate(
         .activate(id, &client.metadata(Some(admin.id)))
         .await;
     outcome(&state, &page, id, result, "The account can log in again.").await
+}
+
+/// The user's data archive, as they would download it themselves.
+async fn download_data(
+    State(state): State<AppState>,
+    RequireSuperuser(admin): RequireSuperuser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let id = parse_id(&id)?;
+    let export = state.privacy.export(id).await?.ok_or(Error::NotFound)?;
+    tracing::info!(user_id = %id, admin_id = %admin.id, "data archive produced by a superuser");
+    Ok(crate::http::account::archive_response(export))
+}
+
+async fn erase(
+    State(state): State<AppState>,
+    page: Page,
+    client: ClientInfo,
+    RequireSuperuser(admin): RequireSuperuser,
+    Path(id): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Result<Response> {
+    let id = parse_id(&id)?;
+    let user = users::find_by_id(&state.pool, id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    if form.confirm != "yes" {
+        return render_user(
+            &state,
+            &page,
+            id,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Tick the box to confirm: erasing cannot be undone.".into()),
+        )
+        .await;
+    }
+    match state
+        .privacy
+        .erase(&user, None, &client.metadata(Some(admin.id)))
+        .await
+    {
+        Ok(_) => {
+            // The message names no one: a session must not keep the erased person's name.
+            page.session()
+                .flash("success", "The account has been erased.")
+                .await?;
+            Ok(Redirect::to("/admin/users").into_response())
+        }
+        Err(error @ ErasureError::LastSuperuser) => {
+            render_user(
+                &state,
+                &page,
+                id,
+                StatusCode::CONFLICT,
+                Some(error.to_string()),
+            )
+            .await
+        }
+        Err(ErasureError::NotFound) => Err(Error::NotFound),
+        Err(ErasureError::WrongPassword) => Err(Error::Internal(anyhow::anyhow!(
+            "a password was checked for an erasure by a superuser"
+        ))),
+        Err(ErasureError::Internal(error)) => Err(Error::Internal(error)),
+    }
 }
 
 #[cfg(test)]

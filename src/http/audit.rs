@@ -263,30 +263,33 @@ fn short_id(id: &str) -> String {
 }
 
 async fn row_view(names: &mut Names<'_>, row: AuditRow) -> Result<RowView> {
-    let actor = match row.actor_id {
-        Some(id) => Some(Link {
+    // A user or CV the read models no longer hold was erased (nothing else removes one): its
+    // rows stay in the trail, named as erased and linking nowhere.
+    let user_link = |id: Uuid, name: Option<String>| match name {
+        Some(label) => Link {
             href: Some(format!("/admin/users/{id}")),
-            label: names
-                .user(id)
-                .await?
-                .unwrap_or_else(|| format!("user {}", short_id(&id.to_string()))),
-        }),
+            label,
+        },
+        None => Link {
+            href: None,
+            label: format!("erased user {}", short_id(&id.to_string())),
+        },
+    };
+    let actor = match row.actor_id {
+        Some(id) => Some(user_link(id, names.user(id).await?)),
         None => None,
     };
     let target_id = Uuid::parse_str(&row.aggregate_id).ok();
     let target = match (row.aggregate_type.as_str(), target_id) {
-        ("User", Some(id)) => Link {
-            href: Some(format!("/admin/users/{id}")),
-            label: names
-                .user(id)
-                .await?
-                .unwrap_or_else(|| format!("user {}", short_id(&row.aggregate_id))),
-        },
-        ("Cv", Some(id)) => Link {
-            href: Some(format!("/cvs/{id}")),
-            label: match names.cv(id).await? {
-                Some(title) => format!("CV “{title}”"),
-                None => format!("CV {}", short_id(&row.aggregate_id)),
+        ("User", Some(id)) => user_link(id, names.user(id).await?),
+        ("Cv", Some(id)) => match names.cv(id).await? {
+            Some(title) => Link {
+                href: Some(format!("/cvs/{id}")),
+                label: format!("CV “{title}”"),
+            },
+            None => Link {
+                href: None,
+                label: format!("CV {} of an erased user", short_id(&row.aggregate_id)),
             },
         },
         _ => Link {
@@ -409,7 +412,7 @@ async fn detail(
     Path(position): Path<String>,
 ) -> Result<Response> {
     let position: i64 = position.parse().map_err(|_| Error::NotFound)?;
-    let (row, payload, metadata) = audit::entry(&state.pool, position)
+    let (row, payload, metadata) = audit::entry(&state.log, position)
         .await?
         .ok_or(Error::NotFound)?;
     let pretty = |value: &serde_json::Value| {
@@ -522,7 +525,7 @@ async fn export_jsonl(
     let mut export = Export::new(before);
     while let Some(rows) = export.next_chunk(&state, &filter, body.len()).await? {
         let positions: Vec<i64> = rows.iter().map(|row| row.position).collect();
-        let mut payloads = audit::payloads(&state.pool, &positions).await?;
+        let mut payloads = audit::payloads(&state.log, &positions).await?;
         for row in &rows {
             let line = JsonLine {
                 position: row.position,

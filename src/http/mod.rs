@@ -37,6 +37,7 @@ use crate::accounts::Accounts;
 use crate::administration::Administration;
 use crate::config::ServeConfig;
 use crate::cvs::Cvs;
+use crate::privacy::Privacy;
 use crate::profiles::Profiles;
 use templates::Templates;
 
@@ -47,6 +48,8 @@ pub struct AppState {
     pub config: Arc<ServeConfig>,
     /// The database of the event log and read models.
     pub pool: SqlitePool,
+    /// The event log (for pages that show events themselves: the audit detail).
+    pub log: projections::EventLog,
     /// Account use cases.
     pub accounts: Arc<Accounts>,
     /// Profile use cases.
@@ -55,6 +58,8 @@ pub struct AppState {
     pub cvs: Arc<Cvs>,
     /// What superusers do to accounts and CVs.
     pub administration: Arc<Administration>,
+    /// Export and erasure of personal data.
+    pub privacy: Arc<Privacy>,
     /// Page templates.
     pub templates: Arc<Templates>,
 }

@@ -68,6 +68,9 @@ pub const ROUTES: &[RouteSpec] = &[
     route("POST", "/password-reset", Public),
     route("GET", "/password-reset/{token}", Public),
     route("POST", "/password-reset/{token}", Public),
+    route("GET", "/account/data", User),
+    route("GET", "/account/delete", User),
+    route("POST", "/account/delete", User),
     // profile.rs
     route("GET", "/profile", User),
     route("POST", "/profile", User),
@@ -107,6 +110,8 @@ pub const ROUTES: &[RouteSpec] = &[
     route("POST", "/admin/users/{id}/role", Superuser),
     route("POST", "/admin/users/{id}/deactivate", Superuser),
     route("POST", "/admin/users/{id}/activate", Superuser),
+    route("GET", "/admin/users/{id}/data", Superuser),
+    route("POST", "/admin/users/{id}/erase", Superuser),
     // admin_cvs.rs
     route("GET", "/admin/cvs", Superuser),
     route("POST", "/admin/cvs/{id}/archive", Superuser),

@@ -34,13 +34,10 @@ async fn registration_records_one_event_and_one_user_row() {
     app.register("alice", "alice@example.com", GOOD_PASSWORD)
         .await;
 
-    let (event_type, metadata): (String, String) =
-        sqlx::query_as("SELECT event_type, metadata FROM events")
-            .fetch_one(app.pool())
-            .await
-            .unwrap();
-    assert_eq!(event_type, "UserRegistered");
-    let metadata: serde_json::Value = serde_json::from_str(&metadata).unwrap();
+    let events = app.events().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, "UserRegistered");
+    let metadata = &events[0].metadata;
     assert_eq!(metadata["ip"], "192.0.2.10");
     assert!(metadata["request_id"]
         .as_str()

@@ -88,16 +88,11 @@ async fn log(app: &TestApp) -> Vec<(i64, String, String, Option<String>)> {
     .unwrap()
 }
 
-/// Every password hash and token hash the log holds, straight from the `events` table.
+/// Every password hash and token hash the log holds, read (decrypted) through the event log.
 async fn secrets(app: &TestApp) -> Vec<String> {
-    let payloads: Vec<String> = sqlx::query_scalar("SELECT payload FROM events")
-        .fetch_all(app.pool())
-        .await
-        .unwrap();
     let mut found = Vec::new();
-    for payload in payloads {
-        let value: Value = serde_json::from_str(&payload).unwrap();
-        if let Some(inner) = value.as_object().and_then(|o| o.values().next()) {
+    for event in app.events().await {
+        if let Some(inner) = event.payload.as_object().and_then(|o| o.values().next()) {
             for key in ["password_hash", "token_hash"] {
                 if let Some(secret) = inner[key].as_str() {
                     found.push(secret.to_owned());

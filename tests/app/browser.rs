@@ -248,6 +248,7 @@ async fn create_superuser(data_dir: &Path, username: &str, email: &str) {
     let core = cvm::app::Core::open(
         &cvm::config::DataConfig {
             data_dir: data_dir.to_owned(),
+            master_key_file: None,
         },
         cvm::app::CoreOptions::defaults(),
     )

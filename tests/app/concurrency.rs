@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use cvm::throttle::ACCOUNT_LIMIT;
-use projections::Projector;
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
@@ -1311,7 +1310,7 @@ async fn check_log_and_read_models(
         "no edit of the shared CV was stale, so the 409 path was not exercised"
     );
 
-    let projector = Projector::new(pool.clone());
+    let projector = crate::helpers::projector_over(pool).await;
     let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM events")
         .fetch_one(pool)
         .await

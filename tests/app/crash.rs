@@ -13,7 +13,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use domain::Section;
-use projections::Projector;
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
@@ -412,7 +411,11 @@ async fn check_database(pool: &SqlitePool, attempts: &[Attempt]) -> Report {
             .fetch_one(pool)
             .await
             .unwrap();
-    let checkpoint = Projector::new(pool.clone()).checkpoint().await.unwrap();
+    let checkpoint = crate::helpers::projector_over(pool)
+        .await
+        .checkpoint()
+        .await
+        .unwrap();
     assert_eq!(checkpoint, head, "the checkpoint is at the head of the log");
     let audited: i64 = scalar(pool, "SELECT COUNT(*) FROM audit_log").await;
     assert_eq!(audited, events, "one audit row per event");
@@ -421,7 +424,11 @@ async fn check_database(pool: &SqlitePool, attempts: &[Attempt]) -> Report {
     let lost_but_applied = lost_but_applied + check_cvs(pool, attempts).await;
     let orphan_claims = check_claims(pool, attempts).await;
 
-    let differences = Projector::new(pool.clone()).verify().await.unwrap();
+    let differences = crate::helpers::projector_over(pool)
+        .await
+        .verify()
+        .await
+        .unwrap();
     assert!(
         differences.is_empty(),
         "read models differ from a rebuild: {differences:?}"
@@ -435,14 +442,20 @@ async fn check_database(pool: &SqlitePool, attempts: &[Attempt]) -> Report {
 /// Every registration event is whole (user, profile, both claims), every acknowledged one is
 /// there, none that never reached the server is; returns how many lost ones were applied.
 async fn check_users(pool: &SqlitePool, attempts: &[Attempt]) -> usize {
-    let registered: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT aggregate_id, json_extract(payload, '$.Registered.username'),
-                json_extract(payload, '$.Registered.email')
-           FROM events WHERE event_type = 'UserRegistered'",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
+    let registered: Vec<(String, String, String)> = opened_events(pool)
+        .await
+        .into_iter()
+        .filter(|event| event.event_type == "UserRegistered")
+        .map(|event| {
+            let text = |field: &str| {
+                event.payload["Registered"][field]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            };
+            (event.aggregate_id.clone(), text("username"), text("email"))
+        })
+        .collect();
     for (id, username, email) in &registered {
         let users: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM users WHERE id = ? AND username = ? AND email = ?",
@@ -531,13 +544,18 @@ async fn check_users(pool: &SqlitePool, attempts: &[Attempt]) -> usize {
 /// Every CV is whole in both read models, holds every acknowledged skill exactly once and
 /// nothing that never reached the server; returns how many lost writes were applied.
 async fn check_cvs(pool: &SqlitePool, attempts: &[Attempt]) -> usize {
-    let created: Vec<(String, String)> = sqlx::query_as(
-        "SELECT aggregate_id, json_extract(payload, '$.Created.title')
-           FROM events WHERE event_type = 'CvCreated'",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
+    let created: Vec<(String, String)> = opened_events(pool)
+        .await
+        .into_iter()
+        .filter(|event| event.event_type == "CvCreated")
+        .map(|event| {
+            let title = event.payload["Created"]["title"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (event.aggregate_id, title)
+        })
+        .collect();
     let mut skills: BTreeMap<Uuid, Vec<String>> = BTreeMap::new();
     for (id, _) in &created {
         let (events, added): (i64, i64) = sqlx::query_as(
@@ -630,6 +648,16 @@ async fn check_claims(pool: &SqlitePool, attempts: &[Attempt]) -> usize {
         );
     }
     orphans.len()
+}
+
+/// The whole log as the application reads it (personal data is sealed in the table itself).
+async fn opened_events(pool: &SqlitePool) -> Vec<projections::StoredEvent> {
+    crate::helpers::projector_over(pool)
+        .await
+        .log()
+        .read_after(0, i64::MAX)
+        .await
+        .unwrap()
 }
 
 async fn scalar(pool: &SqlitePool, sql: &str) -> i64 {

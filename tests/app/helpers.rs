@@ -82,6 +82,11 @@ impl TestApp {
     /// A fresh application with settings changed by `configure`.
     pub async fn spawn_with(configure: impl FnOnce(&mut ServeConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
+        Self::spawn_in(dir, configure).await
+    }
+
+    /// The application over the data directory `dir`, which may hold data already.
+    pub async fn spawn_in(dir: TempDir, configure: impl FnOnce(&mut ServeConfig)) -> Self {
         let mut config = ServeConfig::for_data_dir(dir.path());
         configure(&mut config);
         let (router, core, _sessions) = build_router(config).await.expect("application builds");
@@ -153,6 +158,16 @@ impl TestApp {
             .expect("superuser created");
         let response = self.login("admin@example.com", GOOD_PASSWORD).await;
         assert_eq!(response.status, StatusCode::SEE_OTHER);
+    }
+
+    /// Every event of the log, oldest first, as the application reads it: personal data
+    /// decrypted (the `events` table itself holds it sealed).
+    pub async fn events(&self) -> Vec<projections::StoredEvent> {
+        self.core
+            .log
+            .read_after(0, i64::MAX)
+            .await
+            .expect("the event log")
     }
 
     /// Number of rows in a table.
@@ -349,4 +364,25 @@ pub fn reset_path(mail: &str) -> String {
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '/' || *c == '-')
         .collect()
+}
+
+/// A projector over the database file behind `pool`, with the master key the application keeps
+/// beside it (`master.key` in the same data directory), as the CLI would open it.
+pub async fn projector_over(pool: &SqlitePool) -> projections::Projector {
+    let file: String =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(pool)
+            .await
+            .expect("the database file");
+    let key_file = std::path::Path::new(&file)
+        .parent()
+        .expect("a data directory")
+        .join("master.key");
+    let keyring = projections::Keyring::open(&key_file, pool)
+        .await
+        .expect("the master key");
+    projections::Projector::new(projections::EventLog::new(
+        pool.clone(),
+        std::sync::Arc::new(keyring),
+    ))
 }

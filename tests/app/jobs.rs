@@ -14,8 +14,7 @@ use crate::helpers::TestApp;
 /// Records a registration in the log without bringing the read models up to date, as if the
 /// server had crashed between the two.
 async fn register_without_projecting(app: &TestApp, name: &str) {
-    let store =
-        PersistedEventStore::<EventLog, User>::new_event_store(EventLog::new(app.pool().clone()));
+    let store = PersistedEventStore::<EventLog, User>::new_event_store(app.core.log.clone());
     let id = uuid::Uuid::new_v4().to_string();
     let mut context = store.load_aggregate(&id).await.unwrap();
     let sink = cqrs_es::event_sink::EventSink::default();
@@ -46,14 +45,14 @@ async fn the_lag_check_reports_and_closes_a_lag() {
     register_without_projecting(&app, "ghost").await;
     assert_eq!(app.count("users").await, 0, "not projected yet");
 
-    let (ok, detail) = cvm::jobs::check_projection_lag(app.pool(), &app.core.projector)
+    let (ok, detail) = cvm::jobs::check_projection_lag(&app.core.projector)
         .await
         .unwrap();
 
     assert!(!ok);
     assert!(detail.contains("1 event(s) behind"), "{detail}");
     assert_eq!(app.count("users").await, 1, "caught up");
-    let (ok, detail) = cvm::jobs::check_projection_lag(app.pool(), &app.core.projector)
+    let (ok, detail) = cvm::jobs::check_projection_lag(&app.core.projector)
         .await
         .unwrap();
     assert!(ok, "{detail}");

@@ -22,15 +22,11 @@ async fn logged_in(app: &mut TestApp) -> uuid::Uuid {
 }
 
 async fn events_of_type(app: &TestApp, event_type: &str) -> Vec<serde_json::Value> {
-    let payloads: Vec<String> =
-        sqlx::query_scalar("SELECT payload FROM events WHERE event_type = ? ORDER BY rowid")
-            .bind(event_type)
-            .fetch_all(app.pool())
-            .await
-            .unwrap();
-    payloads
-        .iter()
-        .map(|p| serde_json::from_str(p).unwrap())
+    app.events()
+        .await
+        .into_iter()
+        .filter(|event| event.event_type == event_type)
+        .map(|event| event.payload)
         .collect()
 }
 

@@ -42,12 +42,15 @@ pub struct User {
     /// Reset links sent and not yet used: token hash and expiry.
     #[serde(default)]
     pub pending_resets: Vec<(String, OffsetDateTime)>,
+    /// Whether the account was erased: it refuses every command from then on.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 impl User {
-    /// Refuses commands against an account that does not exist yet.
+    /// Refuses commands against an account that does not exist (yet, or any more).
     fn ensure_registered(&self) -> Result<(), UserError> {
-        if self.registered {
+        if self.registered && !self.erased {
             Ok(())
         } else {
             Err(UserError::NotFound)
@@ -236,6 +239,18 @@ impl Aggregate for User {
                 };
                 sink.write(event, self).await;
             }
+            UserCommand::Erase { password } => {
+                self.ensure_registered()?;
+                if let Some(password) = password {
+                    let Some(hash) = &self.password_hash else {
+                        return Err(UserError::NotFound);
+                    };
+                    if !services.passwords.verify(hash, &password).await {
+                        return Err(UserError::WrongPassword);
+                    }
+                }
+                sink.write(UserEvent::Erased, self).await;
+            }
         }
         Ok(())
     }
@@ -274,6 +289,14 @@ impl Aggregate for User {
                 token_hash,
                 expires_at,
             } => self.pending_resets.push((token_hash, expires_at)),
+            // Nothing personal stays in the state of an erased account.
+            UserEvent::Erased => {
+                *self = User {
+                    registered: true,
+                    erased: true,
+                    ..User::default()
+                };
+            }
         }
     }
 }
@@ -836,5 +859,87 @@ mod tests {
                 .when(command)
                 .then_expect_error(UserError::NotFound);
         }
+    }
+
+    #[test]
+    fn the_owner_erases_their_account_with_the_right_password() {
+        UserTest::with(services())
+            .given(vec![registered(Role::User)])
+            .when(UserCommand::Erase {
+                password: Some(PASSWORD.into()),
+            })
+            .then_expect_events(vec![UserEvent::Erased]);
+    }
+
+    #[test]
+    fn erasing_with_a_wrong_password_is_refused() {
+        UserTest::with(services())
+            .given(vec![registered(Role::User)])
+            .when(UserCommand::Erase {
+                password: Some("not the password at all".into()),
+            })
+            .then_expect_error(UserError::WrongPassword);
+    }
+
+    #[test]
+    fn an_authorised_erasure_needs_no_password() {
+        UserTest::with(services())
+            .given(vec![registered(Role::Superuser), UserEvent::Deactivated])
+            .when(UserCommand::Erase { password: None })
+            .then_expect_events(vec![UserEvent::Erased]);
+    }
+
+    #[test]
+    fn an_erased_account_refuses_every_command() {
+        let commands = vec![
+            UserCommand::Erase { password: None },
+            UserCommand::LogIn {
+                password: PASSWORD.into(),
+                at: AT,
+            },
+            UserCommand::UpdateProfile {
+                profile: profile("x"),
+            },
+            UserCommand::Activate,
+            UserCommand::ChangeRole {
+                role: Role::Superuser,
+            },
+        ];
+        for command in commands {
+            UserTest::with(services())
+                .given(vec![registered(Role::User), UserEvent::Erased])
+                .when(command)
+                .then_expect_error(UserError::NotFound);
+        }
+    }
+
+    #[test]
+    fn erasure_leaves_nothing_personal_in_the_state() {
+        let mut user = User::default();
+        user.apply(registered(Role::Superuser));
+        user.apply(UserEvent::ProfileUpdated {
+            changes: ProfileChanges {
+                full_name: Some("Alice Liddell".into()),
+                ..ProfileChanges::default()
+            },
+        });
+        user.apply(UserEvent::Erased);
+        assert!(user.erased);
+        assert!(user.username.is_none() && user.email.is_none() && user.password_hash.is_none());
+        assert_eq!(user.profile, Profile::default());
+        assert_eq!(
+            user.role,
+            Role::User,
+            "an erased superuser counts as no superuser"
+        );
+        assert!(!user.active);
+    }
+
+    #[test]
+    fn an_unknown_user_cannot_be_erased() {
+        UserTest::with(services())
+            .given_no_previous_events()
+            .when(UserCommand::Erase { password: None })
+            .then_expect_error(UserError::NotFound);
     }
 }

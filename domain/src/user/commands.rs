@@ -73,6 +73,11 @@ pub enum UserCommand {
         new_password: Password,
         at: OffsetDateTime,
     },
+    /// Erases the account: records that it happened and ends the account for good. The
+    /// application then destroys the personal data (the event log's key for this user, the
+    /// pictures). `password` is the owner's password when they erase their own account; `None`
+    /// when someone the application already authorised (a superuser, the CLI) does it.
+    Erase { password: Option<String> },
 }
 
 impl fmt::Debug for UserCommand {
@@ -125,6 +130,10 @@ impl fmt::Debug for UserCommand {
                 .debug_struct("ResetPassword")
                 .field("token_hash", &"***")
                 .field("at", at)
+                .finish(),
+            UserCommand::Erase { password } => f
+                .debug_struct("Erase")
+                .field("password", &password.as_ref().map(|_| "***"))
                 .finish(),
         }
     }

@@ -84,6 +84,9 @@ pub enum UserEvent {
         password_hash: PasswordHash,
         token_hash: String,
     },
+    /// The account was erased. The event holds nothing personal: it is what remains, with the
+    /// types and times of the account's other events, once the personal data is destroyed.
+    Erased,
 }
 
 /// Why a login attempt was refused.
@@ -136,6 +139,7 @@ impl UserEvent {
             UserEvent::PasswordChanged { .. } => "changed password".to_owned(),
             UserEvent::PasswordResetRequested { .. } => "requested a password reset".to_owned(),
             UserEvent::PasswordReset { .. } => "reset password with an emailed link".to_owned(),
+            UserEvent::Erased => "erased the account and its personal data".to_owned(),
         }
     }
 }
@@ -155,6 +159,7 @@ impl DomainEvent for UserEvent {
             UserEvent::PasswordChanged { .. } => "UserPasswordChanged",
             UserEvent::PasswordResetRequested { .. } => "UserPasswordResetRequested",
             UserEvent::PasswordReset { .. } => "UserPasswordReset",
+            UserEvent::Erased => "UserErased",
         };
         name.to_owned()
     }
@@ -397,6 +402,12 @@ mod tests {
             },
             r#"{"PasswordReset":{"password_hash":"h","token_hash":"t"}}"#,
         );
+    }
+
+    #[test]
+    fn erased_has_a_stable_json_shape_and_type() {
+        assert_round_trip(&UserEvent::Erased, r#""Erased""#);
+        assert_eq!(UserEvent::Erased.event_type(), "UserErased");
     }
 
     #[test]
