@@ -14,6 +14,7 @@ mod cvs;
 mod hostile_input;
 mod jobs;
 mod passwords;
+mod privacy;
 mod profile;
 mod projections;
 mod real_server;
