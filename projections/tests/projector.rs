@@ -1067,3 +1067,133 @@ async fn every_event_of_a_command_carries_the_metadata() {
     assert_eq!(stored[0].metadata().request_id, "test");
     assert_eq!(stored[1].metadata(), metadata);
 }
+
+// --- personal data: sealing and erasure ---------------------------------------------------------
+
+#[tokio::test]
+async fn personal_data_is_sealed_in_the_table_and_plain_through_the_log() {
+    // Arrange
+    let db = TestDb::new().await;
+
+    // Act
+    let id = db.register("alice", "alice@example.com").await;
+
+    // Assert
+    let (payload, metadata): (String, String) =
+        sqlx::query_as("SELECT payload, metadata FROM events")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert!(
+        !payload.contains("alice") && !payload.contains(PASSWORD),
+        "{payload}"
+    );
+    assert!(
+        payload.contains("\"role\":\"user\""),
+        "public facts stay readable"
+    );
+    assert!(metadata.contains(&id.to_string()), "the subject is named");
+    let events = db.log.read_after(0, 10).await.unwrap();
+    assert_eq!(
+        events[0].payload["Registered"]["email"],
+        "alice@example.com"
+    );
+    assert!(!events[0].erased);
+}
+
+#[tokio::test]
+async fn erasing_users_empties_their_rows_and_a_rebuild_agrees() {
+    // Arrange: carol is deactivated, dave was deactivated and activated again.
+    let db = TestDb::new().await;
+    let projector = Projector::new(db.log.clone());
+    let [alice, bob, carol, dave] = db.varied_history().await[..] else {
+        unreachable!()
+    };
+    projector.catch_up().await.unwrap();
+
+    // Act
+    db.run(carol, UserCommand::Erase { password: None }).await;
+    db.run(
+        dave,
+        UserCommand::Erase {
+            password: Some(PASSWORD.to_owned()),
+        },
+    )
+    .await;
+    projector.catch_up().await.unwrap();
+
+    // Assert: gone from the read models, their trail kept without words, totals taken back.
+    assert!(db.row(carol).await.is_none() && db.row(dave).await.is_none());
+    assert!(db.row(alice).await.is_some() && db.row(bob).await.is_some());
+    let summaries: Vec<(String, String)> = sqlx::query_as(
+        "SELECT event_type, summary FROM audit_log WHERE aggregate_id = ? ORDER BY position",
+    )
+    .bind(dave.to_string())
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        summaries.len(),
+        5,
+        "registered, deactivated, activated, logged in, erased"
+    );
+    assert!(summaries[..4]
+        .iter()
+        .all(|(_, summary)| summary == "erased user"));
+    assert_eq!(summaries[4].0, "UserErased");
+    let totals = projections::analytics::totals(&db.pool).await.unwrap();
+    assert_eq!(
+        (
+            totals.users,
+            totals.active_users,
+            totals.deactivated_users,
+            totals.superusers
+        ),
+        (2, 2, 0, 1)
+    );
+    let live = db.all_user_rows().await;
+    assert!(projector.verify().await.unwrap().is_empty());
+    projector.rebuild(|_| {}).await.unwrap();
+    assert_eq!(db.all_user_rows().await, live);
+    assert!(projector.verify().await.unwrap().is_empty());
+    let erased = db
+        .log
+        .read_aggregate("User", &dave.to_string())
+        .await
+        .unwrap();
+    assert!(erased.iter().all(|event| event.erased));
+    assert_eq!(
+        erased[0].payload,
+        serde_json::json!({"Registered": {
+            "role": "user", "registered_at": "2026-11-28T12:34:56.123456789Z"
+        }})
+    );
+}
+
+#[tokio::test]
+async fn nothing_more_can_be_recorded_about_an_erased_person() {
+    // Arrange
+    let db = TestDb::new().await;
+    let id = db.register("alice", "alice@example.com").await;
+    let context = db.store.load_aggregate(&id.to_string()).await.unwrap();
+    db.run(id, UserCommand::Erase { password: None }).await;
+
+    // Act: an event decided before the erasure arrives after it.
+    let late = db
+        .store
+        .commit(
+            vec![UserEvent::LoggedIn { at: LOGGED_IN_AT }],
+            context,
+            EventMetadata::now("late").to_map(),
+        )
+        .await;
+
+    // Assert
+    assert!(late.is_err(), "refused: {late:?}");
+    assert_eq!(db.event_count().await, 2);
+    let mut reloaded = db.store.load_aggregate(&id.to_string()).await.unwrap();
+    assert!(
+        !reloaded.aggregate().registered,
+        "an erased person's aggregate is gone"
+    );
+}
