@@ -13,7 +13,9 @@ use projections::EventMetadata;
 
 use crate::accounts::{Registration, RegistrationError};
 use crate::app::{Core, CoreOptions};
-use crate::config::{CreateSuperuserArgs, EraseUserArgs, ExportUserArgs, RebuildArgs, RotateArgs};
+use crate::config::{
+    CreateSuperuserArgs, EraseUserArgs, ExportUserArgs, RebuildArgs, RotateArgs, SeedArgs,
+};
 use crate::privacy::ErasureError;
 
 /// Creates a superuser through the same command path as registration (an event is recorded).
@@ -204,6 +206,32 @@ pub async fn rotate_master_key(args: RotateArgs) -> anyhow::Result<()> {
         data_keys = rotation.rewrapped,
         file = %file.display(),
         "master key rotated: back up the new key file"
+    );
+    Ok(())
+}
+
+/// Fills an empty data directory with demo data (see [`crate::seed`]).
+pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
+    let core = Core::open(&args.data, CoreOptions::defaults()).await?;
+    let plan = crate::seed::SeedPlan {
+        users: args.users,
+        cvs_per_user: args.cvs_per_user,
+        days: args.days,
+        logins_per_user: args.logins_per_user,
+        seed: args.seed,
+    };
+    let report = crate::seed::seed(&core, plan).await?;
+    let seconds = report.write_seconds + report.project_seconds;
+    tracing::info!(
+        users = report.users,
+        cvs = report.cvs,
+        events = report.events,
+        write_seconds = format!("{:.1}", report.write_seconds),
+        project_seconds = format!("{:.1}", report.project_seconds),
+        events_per_second = format!("{:.0}", report.events as f64 / seconds.max(1e-9)),
+        "seeded: log in as admin@example.com / {} or user000001@example.com / {}",
+        crate::seed::ADMIN_PASSWORD,
+        crate::seed::USER_PASSWORD,
     );
     Ok(())
 }

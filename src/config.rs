@@ -38,6 +38,8 @@ pub enum Command {
     EraseUser(EraseUserArgs),
     /// Replace the master key and re-wrap every data key with it (works while the server runs).
     RotateMasterKey(RotateArgs),
+    /// Fill an empty data directory with realistic demo or benchmark data.
+    Seed(SeedArgs),
 }
 
 /// Where the data lives; shared by every subcommand.
@@ -246,6 +248,30 @@ pub struct EraseUserArgs {
     /// Do not ask for confirmation (needed without a terminal).
     #[arg(long)]
     pub yes: bool,
+}
+
+/// `seed` arguments. The superuser is `admin@example.com` with the password
+/// `seeded chief passphrase`; users are `user000001@example.com`, … with `seeded member
+/// passphrase`.
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    #[command(flatten)]
+    pub data: DataConfig,
+    /// Ordinary users to make (a superuser comes on top).
+    #[arg(long, default_value_t = 1_000)]
+    pub users: u64,
+    /// CVs per user, each with basics, work, education, skills, languages and an edit.
+    #[arg(long, default_value_t = 2)]
+    pub cvs_per_user: u32,
+    /// Days the history spreads over, ending now.
+    #[arg(long, default_value_t = 90)]
+    pub days: u32,
+    /// Logins per user after signing up.
+    #[arg(long, default_value_t = 3)]
+    pub logins_per_user: u32,
+    /// Seed of the pseudo-random choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// `rotate-master-key` arguments.

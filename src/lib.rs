@@ -18,4 +18,5 @@ pub mod mail;
 pub mod passwords;
 pub mod privacy;
 pub mod profiles;
+pub mod seed;
 pub mod throttle;

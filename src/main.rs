@@ -20,6 +20,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::ExportUser(args)) => cvm::cli::export_user(args).await,
         Some(Command::EraseUser(args)) => cvm::cli::erase_user(args).await,
         Some(Command::RotateMasterKey(args)) => cvm::cli::rotate_master_key(args).await,
+        Some(Command::Seed(args)) => cvm::cli::seed(args).await,
     }
 }
 

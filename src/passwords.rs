@@ -55,7 +55,7 @@ impl Argon2Hasher {
     }
 }
 
-fn hash_blocking(password: &str) -> Result<PasswordHash, HashingError> {
+pub(crate) fn hash_blocking(password: &str) -> Result<PasswordHash, HashingError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)

@@ -49,6 +49,25 @@ pub async fn claim(
     Ok(result.rows_affected() == 1)
 }
 
+/// Claims many values in one transaction (bulk loading); fails if any is held already.
+pub async fn claim_all(
+    pool: &SqlitePool,
+    claims: &[(ClaimKind, String, String)],
+) -> Result<(), sqlx::Error> {
+    let now = to_sql(OffsetDateTime::now_utc());
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for (kind, value, owner_id) in claims {
+        sqlx::query("INSERT INTO claims (kind, value, owner_id, claimed_at) VALUES (?, ?, ?, ?)")
+            .bind(kind.as_str())
+            .bind(value)
+            .bind(owner_id)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
 /// Gives up `owner_id`'s claim on `value` (nothing happens if someone else holds it).
 pub async fn release(
     pool: &SqlitePool,

@@ -20,4 +20,5 @@ mod projections;
 mod real_server;
 mod route_sweep;
 mod security;
+mod seed;
 mod xss;

@@ -123,7 +123,7 @@ impl MasterKey {
     }
 
     /// `data_key` encrypted for `subject`: nonce followed by ciphertext and tag.
-    fn wrap(&self, subject: &str, data_key: &Key) -> Vec<u8> {
+    pub(crate) fn wrap(&self, subject: &str, data_key: &Key) -> Vec<u8> {
         seal_bytes(&self.key, &wrap_context(subject), data_key.as_slice())
     }
 
@@ -334,7 +334,7 @@ impl Keyring {
         Ok(keys)
     }
 
-    fn current(&self) -> MasterKey {
+    pub(crate) fn current(&self) -> MasterKey {
         let keys = self
             .keys
             .read()
