@@ -1015,12 +1015,13 @@ fn section_fields(section: Section) -> Vec<CvField> {
 
 /// POST routes the sweep sends payloads to. With [`TEXTLESS_POSTS`] they must name every POST
 /// route of `ROUTES`, so that a new form cannot be forgotten.
-const SWEPT_POSTS: [&str; 17] = [
+const SWEPT_POSTS: [&str; 18] = [
     "/register",
     "/login",
     "/password-reset",
     "/password-reset/{token}",
     "/account/password",
+    "/account/delete",
     "/profile",
     "/profile/avatar",
     "/cvs/new",
@@ -1036,7 +1037,7 @@ const SWEPT_POSTS: [&str; 17] = [
 ];
 
 /// POST routes that take no text a page could show again (a button; ids in the path).
-const TEXTLESS_POSTS: [&str; 9] = [
+const TEXTLESS_POSTS: [&str; 10] = [
     "/logout",
     "/profile/avatar/delete",
     "/cvs/{id}/sections/{section}/{entry}/delete",
@@ -1045,6 +1046,8 @@ const TEXTLESS_POSTS: [&str; 9] = [
     "/cvs/{id}/duplicate",
     "/admin/users/{id}/deactivate",
     "/admin/users/{id}/activate",
+    // A confirmation box; the sweep never sends it (it would erase the sweep's own accounts).
+    "/admin/users/{id}/erase",
     "/admin/cvs/{id}/archive",
 ];
 
@@ -1764,6 +1767,18 @@ async fn refused_input(
         UNPROCESSABLE,
     );
     sweep.check("Owner", "POST /account/password (422)", &response);
+
+    // Deleting the account with a wrong password: the confirmation page again, with a message.
+    let password = sweep.corpus("/account/delete password");
+    let response = site
+        .as_owner("/account/delete", &pairs(&[("password", password)]))
+        .await;
+    sweep.expect(
+        "POST /account/delete with the corpus",
+        &response,
+        UNPROCESSABLE,
+    );
+    sweep.check("Owner", "POST /account/delete (422)", &response);
 
     // The anonymous forms, from a visitor (who has not failed a login before).
     let mut visitor = site.app.new_browser();
