@@ -471,6 +471,11 @@ pub async fn seed(core: &Core, plan: SeedPlan) -> anyhow::Result<SeedReport> {
     // The log in time order (a stable sort keeps each aggregate's events in sequence).
     timeline.events.sort_by_key(|(at, _)| *at);
     let total = timeline.events.len() as u64;
+    tracing::info!(
+        events = total,
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        "events decided"
+    );
     claims::claim_all(&core.pool, &claims_to_take).await?;
     let mut appender = BulkAppender::new(core.log.clone());
     let events: Vec<SerializedEvent> = timeline.events.into_iter().map(|(_, e)| e).collect();

@@ -15,15 +15,15 @@
 //! user is *active* on a day when they signed up themselves, logged in, or changed a CV (as the
 //! event's actor) that day.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use domain::{CvEvent, Role, UserEvent};
 use serde::Serialize;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use time::{Date, Duration, OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
-use crate::event_log::StoredEvent;
+use crate::event_log::{EventMetadata, StoredEvent};
 use crate::time_format::{from_sql, to_sql};
 
 /// The tables this module owns (emptied by a rebuild, compared by `--verify`).
@@ -52,15 +52,39 @@ enum Counter {
     CvEdits,
 }
 
+/// The counter columns, in the order [`Counter::index`] numbers them.
+const COUNTER_COLUMNS: [&str; 5] = [
+    "signups",
+    "logins",
+    "failed_logins",
+    "cvs_created",
+    "cv_edits",
+];
+
+/// What a batch of events adds to the analytics tables, written together by [`flush`].
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// Counter increments per day and per hour, in [`COUNTER_COLUMNS`] order.
+    daily: BTreeMap<String, [i64; 5]>,
+    hourly: BTreeMap<String, [i64; 5]>,
+    /// (user, day) pairs seen active.
+    activity: BTreeSet<(String, String)>,
+    /// Moves of the running totals.
+    totals: BTreeMap<&'static str, i64>,
+}
+
+/// Rows per multi-row INSERT.
+const ROWS_PER_STATEMENT: usize = 500;
+
 impl Counter {
-    /// The column's name. A fixed set, so formatting it into SQL is safe.
-    fn column(self) -> &'static str {
+    /// Its place in [`COUNTER_COLUMNS`].
+    fn index(self) -> usize {
         match self {
-            Counter::Signups => "signups",
-            Counter::Logins => "logins",
-            Counter::FailedLogins => "failed_logins",
-            Counter::CvsCreated => "cvs_created",
-            Counter::CvEdits => "cv_edits",
+            Counter::Signups => 0,
+            Counter::Logins => 1,
+            Counter::FailedLogins => 2,
+            Counter::CvsCreated => 3,
+            Counter::CvEdits => 4,
         }
     }
 }
@@ -69,11 +93,7 @@ impl Counter {
 /// edited — and who was active, from the event's type, time and actor alone. Those facts
 /// survive an erasure (the event's personal fields do not), so the per-day figures stay as they
 /// were, and a rebuild over an erased person's events counts exactly what was counted live.
-pub async fn count_event(
-    conn: &mut SqliteConnection,
-    stored: &StoredEvent,
-) -> Result<(), sqlx::Error> {
-    let metadata = stored.metadata();
+pub fn count_event(pending: &mut Pending, stored: &StoredEvent, metadata: &EventMetadata) {
     let Some(at) = metadata.at.or_else(|| event_time(stored)) else {
         // Only events written without metadata lack a time; guessing one (the clock) would make
         // a rebuild differ, so they stay out of the per-day figures.
@@ -81,40 +101,39 @@ pub async fn count_event(
             position = stored.position,
             "event without a time: not counted per day"
         );
-        return Ok(());
+        return;
     };
     let subject = stored.aggregate_id.as_str();
     match (stored.aggregate_type.as_str(), stored.event_type.as_str()) {
         ("User", "UserRegistered") => {
-            count(conn, Counter::Signups, at).await?;
+            count(pending, Counter::Signups, at);
             // Signing up leaves the new user logged in, so it is activity; an account made by
             // an administrator is not (the administrator's own logins count for them).
             let by_themselves = metadata
                 .actor
                 .is_none_or(|actor| actor.to_string() == subject);
             if by_themselves {
-                mark_active(conn, subject, at).await?;
+                mark_active(pending, subject, at);
             }
         }
         ("User", "UserLoggedIn") => {
-            count(conn, Counter::Logins, at).await?;
-            mark_active(conn, subject, at).await?;
+            count(pending, Counter::Logins, at);
+            mark_active(pending, subject, at);
         }
-        ("User", "UserLoginFailed") => count(conn, Counter::FailedLogins, at).await?,
+        ("User", "UserLoginFailed") => count(pending, Counter::FailedLogins, at),
         ("Cv", event_type) => {
             let counter = if event_type == "CvCreated" {
                 Counter::CvsCreated
             } else {
                 Counter::CvEdits
             };
-            count(conn, counter, at).await?;
+            count(pending, counter, at);
             if let Some(actor) = metadata.actor {
-                mark_active(conn, &actor.to_string(), at).await?;
+                mark_active(pending, &actor.to_string(), at);
             }
         }
         _ => {}
     }
-    Ok(())
 }
 
 /// The time an event carries itself (`registered_at`, `at` or `created_at`: public fields,
@@ -130,34 +149,34 @@ fn event_time(stored: &StoredEvent) -> Option<OffsetDateTime> {
 }
 
 /// Moves the running totals for one User event (its transition between the totals).
-pub async fn apply_user(conn: &mut SqliteConnection, event: &UserEvent) -> Result<(), sqlx::Error> {
+pub fn apply_user(pending: &mut Pending, event: &UserEvent) {
     match event {
         UserEvent::Registered { role, .. } => {
-            add_total(conn, total::USERS, 1).await?;
-            add_total(conn, total::ACTIVE_USERS, 1).await?;
+            add_total(pending, total::USERS, 1);
+            add_total(pending, total::ACTIVE_USERS, 1);
             if *role == Role::Superuser {
-                add_total(conn, total::SUPERUSERS, 1).await?;
+                add_total(pending, total::SUPERUSERS, 1);
             }
         }
         UserEvent::RoleChanged { from, to } => {
             if from != to {
                 if *to == Role::Superuser {
-                    add_total(conn, total::SUPERUSERS, 1).await?;
+                    add_total(pending, total::SUPERUSERS, 1);
                 }
                 if *from == Role::Superuser {
-                    add_total(conn, total::SUPERUSERS, -1).await?;
+                    add_total(pending, total::SUPERUSERS, -1);
                 }
             }
         }
         // The aggregate refuses to deactivate an inactive account (and the reverse), so each
         // of these events is a real transition between the two totals.
         UserEvent::Deactivated => {
-            add_total(conn, total::ACTIVE_USERS, -1).await?;
-            add_total(conn, total::DEACTIVATED_USERS, 1).await?;
+            add_total(pending, total::ACTIVE_USERS, -1);
+            add_total(pending, total::DEACTIVATED_USERS, 1);
         }
         UserEvent::Activated => {
-            add_total(conn, total::DEACTIVATED_USERS, -1).await?;
-            add_total(conn, total::ACTIVE_USERS, 1).await?;
+            add_total(pending, total::DEACTIVATED_USERS, -1);
+            add_total(pending, total::ACTIVE_USERS, 1);
         }
         // Erasure takes away what the read models still count: see [`erase`].
         UserEvent::Erased
@@ -170,15 +189,14 @@ pub async fn apply_user(conn: &mut SqliteConnection, event: &UserEvent) -> Resul
         | UserEvent::PasswordResetRequested { .. }
         | UserEvent::PasswordReset { .. } => {}
     }
-    Ok(())
 }
 
 /// Moves the running totals for one Cv event.
-pub async fn apply_cv(conn: &mut SqliteConnection, event: &CvEvent) -> Result<(), sqlx::Error> {
+pub fn apply_cv(pending: &mut Pending, event: &CvEvent) {
     match event {
-        CvEvent::Created { .. } => add_total(conn, total::CVS, 1).await?,
-        CvEvent::Archived { .. } => add_total(conn, total::ARCHIVED_CVS, 1).await?,
-        CvEvent::Unarchived => add_total(conn, total::ARCHIVED_CVS, -1).await?,
+        CvEvent::Created { .. } => add_total(pending, total::CVS, 1),
+        CvEvent::Archived { .. } => add_total(pending, total::ARCHIVED_CVS, 1),
+        CvEvent::Unarchived => add_total(pending, total::ARCHIVED_CVS, -1),
         CvEvent::Renamed { .. }
         | CvEvent::BasicsUpdated { .. }
         | CvEvent::EntryAdded { .. }
@@ -187,29 +205,32 @@ pub async fn apply_cv(conn: &mut SqliteConnection, event: &CvEvent) -> Result<()
         | CvEvent::EntryMoved { .. }
         | CvEvent::VersionRestored { .. } => {}
     }
-    Ok(())
 }
 
 /// Takes an erased user, and their CVs, out of the running totals — exactly what their rows
 /// in the `users` and `cvs` read models still count. Runs before those rows are deleted. A
 /// rebuild never counts an erased person's events in the totals (they cannot be read), finds
 /// no rows here, and so ends with the same totals.
-pub async fn erase(conn: &mut SqliteConnection, user_id: &str) -> Result<(), sqlx::Error> {
+pub async fn erase(
+    conn: &mut SqliteConnection,
+    pending: &mut Pending,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
     let user: Option<(String, bool)> =
         sqlx::query_as("SELECT role, active FROM users WHERE id = ?")
             .bind(user_id)
             .fetch_optional(&mut *conn)
             .await?;
     if let Some((role, active)) = user {
-        add_total(conn, total::USERS, -1).await?;
+        add_total(pending, total::USERS, -1);
         let status = if active {
             total::ACTIVE_USERS
         } else {
             total::DEACTIVATED_USERS
         };
-        add_total(conn, status, -1).await?;
+        add_total(pending, status, -1);
         if role == Role::Superuser.as_str() {
-            add_total(conn, total::SUPERUSERS, -1).await?;
+            add_total(pending, total::SUPERUSERS, -1);
         }
     }
     let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM cvs WHERE owner_id = ?")
@@ -217,9 +238,9 @@ pub async fn erase(conn: &mut SqliteConnection, user_id: &str) -> Result<(), sql
         .fetch_all(&mut *conn)
         .await?;
     for status in statuses {
-        add_total(conn, total::CVS, -1).await?;
+        add_total(pending, total::CVS, -1);
         if status == "archived" {
-            add_total(conn, total::ARCHIVED_CVS, -1).await?;
+            add_total(pending, total::ARCHIVED_CVS, -1);
         }
     }
     Ok(())
@@ -235,61 +256,86 @@ fn hour_and_day(at: OffsetDateTime) -> Option<(String, String)> {
 }
 
 /// Adds one to `counter` in the hour and the day of `at`.
-async fn count(
-    conn: &mut SqliteConnection,
-    counter: Counter,
-    at: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
+fn count(pending: &mut Pending, counter: Counter, at: OffsetDateTime) {
     let Some((hour, day)) = hour_and_day(at) else {
-        return Ok(());
+        return;
     };
-    let column = counter.column();
-    for (table, key, value) in [("daily_stats", "day", day), ("hourly_stats", "hour", hour)] {
-        sqlx::query(&format!(
-            "INSERT INTO {table} ({key}, {column}) VALUES (?, 1)
-             ON CONFLICT ({key}) DO UPDATE SET {column} = {column} + 1"
-        ))
-        .bind(value)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
+    pending.daily.entry(day).or_default()[counter.index()] += 1;
+    pending.hourly.entry(hour).or_default()[counter.index()] += 1;
 }
 
-/// Moves the total `name` by `delta`. A missing row counts as 0, and a total that comes back
-/// to 0 loses its row, so the table has one form for each state whatever path led to it: an
-/// erasure takes back what a person's events added, and a rebuild, which cannot read those
-/// events, never adds it.
-async fn add_total(conn: &mut SqliteConnection, name: &str, delta: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO totals (name, value) VALUES (?, ?)
-         ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-    )
-    .bind(name)
-    .bind(delta)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM totals WHERE name = ? AND value = 0")
-        .bind(name)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Moves the total `name` by `delta`.
+fn add_total(pending: &mut Pending, name: &'static str, delta: i64) {
+    *pending.totals.entry(name).or_default() += delta;
 }
 
 /// Records that `user_id` was active on the day of `at`.
-async fn mark_active(
-    conn: &mut SqliteConnection,
-    user_id: &str,
-    at: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    let Some((_, day)) = hour_and_day(at) else {
-        return Ok(());
-    };
-    sqlx::query("INSERT OR IGNORE INTO activity (user_id, day) VALUES (?, ?)")
-        .bind(user_id)
-        .bind(day)
-        .execute(conn)
+fn mark_active(pending: &mut Pending, user_id: &str, at: OffsetDateTime) {
+    if let Some((_, day)) = hour_and_day(at) {
+        pending.activity.insert((user_id.to_owned(), day));
+    }
+}
+
+/// Writes what [`count_event`], [`apply_user`], [`apply_cv`] and [`erase`] recorded. A total
+/// that comes back to 0 loses its row, so the table has one form for each state whatever path
+/// led to it: an erasure takes back what a person's events added, and a rebuild, which cannot
+/// read those events, never adds it.
+pub async fn flush(conn: &mut SqliteConnection, pending: &mut Pending) -> Result<(), sqlx::Error> {
+    for (table, key, rows) in [
+        ("daily_stats", "day", std::mem::take(&mut pending.daily)),
+        ("hourly_stats", "hour", std::mem::take(&mut pending.hourly)),
+    ] {
+        let rows: Vec<(String, [i64; 5])> = rows.into_iter().collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT INTO {table} ({key}, {}) ",
+                COUNTER_COLUMNS.join(", ")
+            ));
+            insert.push_values(chunk, |mut values, (key, counts)| {
+                values.push_bind(key);
+                for count in counts {
+                    values.push_bind(*count);
+                }
+            });
+            let updates: Vec<String> = COUNTER_COLUMNS
+                .iter()
+                .map(|column| format!("{column} = {column} + excluded.{column}"))
+                .collect();
+            insert.push(format!(
+                " ON CONFLICT ({key}) DO UPDATE SET {}",
+                updates.join(", ")
+            ));
+            insert.build().execute(&mut *conn).await?;
+        }
+    }
+    let activity: Vec<(String, String)> =
+        std::mem::take(&mut pending.activity).into_iter().collect();
+    for chunk in activity.chunks(ROWS_PER_STATEMENT) {
+        QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO activity (user_id, day) ")
+            .push_values(chunk, |mut values, (user, day)| {
+                values.push_bind(user).push_bind(day);
+            })
+            .build()
+            .execute(&mut *conn)
+            .await?;
+    }
+    for (name, delta) in std::mem::take(&mut pending.totals) {
+        if delta == 0 {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO totals (name, value) VALUES (?, ?)
+             ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+        )
+        .bind(name)
+        .bind(delta)
+        .execute(&mut *conn)
         .await?;
+        sqlx::query("DELETE FROM totals WHERE name = ? AND value = 0")
+            .bind(name)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 

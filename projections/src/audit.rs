@@ -18,7 +18,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::event_log::{EventLog, StoredEvent};
+use crate::event_log::{EventLog, EventMetadata, StoredEvent};
 use crate::time_format::{from_sql, to_sql};
 
 /// The tables this module owns (emptied by a rebuild, compared by `--verify`).
@@ -94,43 +94,98 @@ fn day_text(date: Date) -> String {
         .unwrap_or_default()
 }
 
-/// Records one event of any aggregate, with its human description.
-pub async fn apply(
-    conn: &mut SqliteConnection,
+/// Rows of the trail made by one batch of events, written together by [`flush`]: the trail
+/// grows by one row per event, and a statement per row would cost more than the rows do.
+#[derive(Debug, Default)]
+pub struct Pending {
+    rows: Vec<PendingRow>,
+    event_types: std::collections::BTreeSet<String>,
+}
+
+#[derive(Debug)]
+struct PendingRow {
+    position: i64,
+    at: String,
+    actor_id: Option<String>,
+    aggregate_type: String,
+    aggregate_id: String,
+    event_type: String,
+    summary: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+}
+
+/// Rows per INSERT: ten values each, well under SQLite's limit on parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Records one event of any aggregate, with its human description (written at [`flush`]).
+pub fn record(
+    pending: &mut Pending,
     stored: &StoredEvent,
+    metadata: &EventMetadata,
     summary: &str,
-) -> Result<(), sqlx::Error> {
-    let metadata = stored.metadata();
-    let request_id = Some(metadata.request_id).filter(|id| !id.is_empty());
+) {
+    let request_id = Some(metadata.request_id.clone()).filter(|id| !id.is_empty());
     // Where an erased person's event came from is gone with them, whoever made the request.
     let (ip, user_agent) = if stored.erased {
         (None, None)
     } else {
-        (metadata.ip, metadata.user_agent)
+        (metadata.ip.clone(), metadata.user_agent.clone())
     };
-    // The row is a pure function of the event, so writing it again (a replay over a table that
-    // was not emptied) must give the same row, not an error.
-    sqlx::query(
-        "INSERT OR REPLACE INTO audit_log (position, at, actor_id, aggregate_type, aggregate_id, event_type,
-                                summary, ip, user_agent, request_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(stored.position)
-    .bind(metadata.at.map(to_sql).unwrap_or_default())
-    .bind(metadata.actor.map(|actor| actor.to_string()))
-    .bind(&stored.aggregate_type)
-    .bind(&stored.aggregate_id)
-    .bind(&stored.event_type)
-    .bind(summary)
-    .bind(ip)
-    .bind(user_agent)
-    .bind(request_id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("INSERT OR IGNORE INTO audit_event_types (event_type) VALUES (?)")
-        .bind(&stored.event_type)
-        .execute(conn)
+    pending.rows.push(PendingRow {
+        position: stored.position,
+        at: metadata.at.map(to_sql).unwrap_or_default(),
+        actor_id: metadata.actor.map(|actor| actor.to_string()),
+        aggregate_type: stored.aggregate_type.clone(),
+        aggregate_id: stored.aggregate_id.clone(),
+        event_type: stored.event_type.clone(),
+        summary: summary.to_owned(),
+        ip,
+        user_agent,
+        request_id,
+    });
+    if !pending.event_types.contains(&stored.event_type) {
+        pending.event_types.insert(stored.event_type.clone());
+    }
+}
+
+/// Writes the recorded rows. A row is a pure function of its event, so writing it again (a
+/// replay over a table that was not emptied) gives the same row, not an error.
+pub async fn flush(conn: &mut SqliteConnection, pending: &mut Pending) -> Result<(), sqlx::Error> {
+    let rows = std::mem::take(&mut pending.rows);
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        QueryBuilder::<Sqlite>::new(
+            "INSERT OR REPLACE INTO audit_log (position, at, actor_id, aggregate_type, \
+             aggregate_id, event_type, summary, ip, user_agent, request_id) ",
+        )
+        .push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.position)
+                .push_bind(&row.at)
+                .push_bind(&row.actor_id)
+                .push_bind(&row.aggregate_type)
+                .push_bind(&row.aggregate_id)
+                .push_bind(&row.event_type)
+                .push_bind(&row.summary)
+                .push_bind(&row.ip)
+                .push_bind(&row.user_agent)
+                .push_bind(&row.request_id);
+        })
+        .build()
+        .execute(&mut *conn)
         .await?;
+    }
+    let event_types = std::mem::take(&mut pending.event_types);
+    if !event_types.is_empty() {
+        QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO audit_event_types (event_type) ")
+            .push_values(&event_types, |mut values, event_type| {
+                values.push_bind(event_type);
+            })
+            .build()
+            .execute(conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -496,11 +551,17 @@ mod tests {
             let pool = open_memory().await.unwrap();
             let events: Vec<StoredEvent> = (1..=count).map(event).collect();
             let mut tx = pool.begin().await.unwrap();
+            let mut pending = Pending::default();
             for stored in &events {
-                apply(&mut tx, stored, &format!("event {}", stored.position))
-                    .await
-                    .unwrap();
+                let metadata = stored.metadata();
+                record(
+                    &mut pending,
+                    stored,
+                    &metadata,
+                    &format!("event {}", stored.position),
+                );
             }
+            flush(&mut tx, &mut pending).await.unwrap();
             tx.commit().await.unwrap();
             (pool, events)
         }

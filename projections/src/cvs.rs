@@ -2,16 +2,16 @@
 //! CV's current state, for rendering). The document is advanced with the aggregate's own
 //! `apply`, so a page shows exactly what the write side decided.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use cqrs_es::Aggregate;
 use domain::{Cv, CvEvent};
 use serde::Serialize;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::event_log::StoredEvent;
+use crate::event_log::{EventMetadata, StoredEvent};
 use crate::time_format::{from_sql, to_sql};
 
 /// The tables this module owns.
@@ -33,16 +33,37 @@ pub struct CvSummary {
     pub section_counts: BTreeMap<String, i64>,
 }
 
-/// Applies one Cv event to both tables; returns the event described against the CV as it was
-/// before it (for the audit trail).
+/// The CVs a batch of events changed, kept in memory while the batch runs and written once by
+/// [`flush`]: a CV's events come in runs, and each would otherwise read and rewrite the whole
+/// document.
+#[derive(Debug, Default)]
+pub struct Pending {
+    documents: HashMap<String, Document>,
+}
+
+#[derive(Debug)]
+struct Document {
+    cv: Cv,
+    /// Time of the first event applied in this batch (the row's `created_at` if it is new).
+    first_at: String,
+    /// Time of the last event applied in this batch.
+    last_at: String,
+}
+
+/// Rows per multi-row INSERT.
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// Applies one Cv event (to the CV in `pending`); returns the event described against the CV
+/// as it was before it (for the audit trail).
 pub async fn apply(
     conn: &mut SqliteConnection,
+    pending: &mut Pending,
     stored: &StoredEvent,
+    metadata: &EventMetadata,
     event: &CvEvent,
 ) -> Result<String, sqlx::Error> {
     let id = stored.aggregate_id.as_str();
-    let at = stored
-        .metadata()
+    let at = metadata
         .at
         .or(match event {
             CvEvent::Created { created_at, .. } => Some(*created_at),
@@ -50,58 +71,98 @@ pub async fn apply(
         })
         .map(to_sql)
         .unwrap_or_default();
-    let state: Option<String> =
-        sqlx::query_scalar("SELECT state FROM cv_documents WHERE cv_id = ?")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let mut cv: Cv = state
-        .and_then(|json| serde_json::from_str(&json).ok())
-        .unwrap_or_default();
-    let description = event.describe(&cv);
-    cv.apply(event.clone());
-    let json = serde_json::to_string(&cv).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-    sqlx::query(
-        "INSERT INTO cv_documents (cv_id, version, state) VALUES (?, ?, ?)
-         ON CONFLICT (cv_id) DO UPDATE SET version = excluded.version, state = excluded.state",
-    )
-    .bind(id)
-    .bind(cv.version as i64)
-    .bind(json)
-    .execute(&mut *conn)
-    .await?;
-
-    let counts: BTreeMap<&str, usize> = cv
-        .content
-        .sections
-        .iter()
-        .filter(|(_, entries)| !entries.is_empty())
-        .map(|(section, entries)| (section.as_str(), entries.len()))
-        .collect();
-    let counts = serde_json::to_string(&counts).unwrap_or_else(|_| "{}".into());
-    let owner = cv.owner.map(|o| o.to_string()).unwrap_or_default();
-    let status = if cv.archived { "archived" } else { "active" };
-    sqlx::query(
-        "INSERT INTO cvs (id, owner_id, title, status, created_at, updated_at, version,
-                          entry_count, section_counts)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET
-           title = excluded.title, status = excluded.status, updated_at = excluded.updated_at,
-           version = excluded.version, entry_count = excluded.entry_count,
-           section_counts = excluded.section_counts",
-    )
-    .bind(id)
-    .bind(owner)
-    .bind(&cv.title)
-    .bind(status)
-    .bind(&at)
-    .bind(&at)
-    .bind(cv.version as i64)
-    .bind(cv.content.entry_count() as i64)
-    .bind(counts)
-    .execute(conn)
-    .await?;
+    if !pending.documents.contains_key(id) {
+        // A creation starts from nothing; anything else continues the stored document.
+        let cv = if matches!(event, CvEvent::Created { .. }) {
+            Cv::default()
+        } else {
+            let state: Option<String> =
+                sqlx::query_scalar("SELECT state FROM cv_documents WHERE cv_id = ?")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            state
+                .and_then(|json| serde_json::from_str(&json).ok())
+                .unwrap_or_default()
+        };
+        let document = Document {
+            cv,
+            first_at: at.clone(),
+            last_at: at.clone(),
+        };
+        pending.documents.insert(id.to_owned(), document);
+    }
+    let document = pending.documents.get_mut(id).expect("inserted just above");
+    let description = event.describe(&document.cv);
+    document.cv.apply(event.clone());
+    document.last_at = at;
     Ok(description)
+}
+
+/// Writes every CV the batch changed to both tables.
+pub async fn flush(conn: &mut SqliteConnection, pending: &mut Pending) -> Result<(), sqlx::Error> {
+    let documents: Vec<(String, Document)> = pending.documents.drain().collect();
+    for chunk in documents.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (id, document) in chunk {
+            let cv = &document.cv;
+            let state =
+                serde_json::to_string(cv).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+            let counts: BTreeMap<&str, usize> = cv
+                .content
+                .sections
+                .iter()
+                .filter(|(_, entries)| !entries.is_empty())
+                .map(|(section, entries)| (section.as_str(), entries.len()))
+                .collect();
+            let counts = serde_json::to_string(&counts).unwrap_or_else(|_| "{}".into());
+            let owner = cv.owner.map(|o| o.to_string()).unwrap_or_default();
+            let status = if cv.archived { "archived" } else { "active" };
+            rows.push((id, document, state, counts, owner, status));
+        }
+        QueryBuilder::<Sqlite>::new("INSERT INTO cv_documents (cv_id, version, state) ")
+            .push_values(&rows, |mut values, (id, document, state, ..)| {
+                values
+                    .push_bind(*id)
+                    .push_bind(document.cv.version as i64)
+                    .push_bind(state);
+            })
+            .push(
+                " ON CONFLICT (cv_id) DO UPDATE SET version = excluded.version, \
+                 state = excluded.state",
+            )
+            .build()
+            .execute(&mut *conn)
+            .await?;
+        QueryBuilder::<Sqlite>::new(
+            "INSERT INTO cvs (id, owner_id, title, status, created_at, updated_at, version, \
+             entry_count, section_counts) ",
+        )
+        .push_values(
+            &rows,
+            |mut values, (id, document, _, counts, owner, status)| {
+                values
+                    .push_bind(*id)
+                    .push_bind(owner)
+                    .push_bind(&document.cv.title)
+                    .push_bind(*status)
+                    .push_bind(&document.first_at)
+                    .push_bind(&document.last_at)
+                    .push_bind(document.cv.version as i64)
+                    .push_bind(document.cv.content.entry_count() as i64)
+                    .push_bind(counts);
+            },
+        )
+        .push(
+            " ON CONFLICT (id) DO UPDATE SET title = excluded.title, status = excluded.status, \
+             updated_at = excluded.updated_at, version = excluded.version, \
+             entry_count = excluded.entry_count, section_counts = excluded.section_counts",
+        )
+        .build()
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Removes every CV of an erased user, archived or not, with its document.

@@ -4,7 +4,7 @@ use domain::UserEvent;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
-use crate::event_log::StoredEvent;
+use crate::event_log::{EventMetadata, StoredEvent};
 use crate::time_format::{from_sql, to_sql};
 
 /// The tables this module owns.
@@ -31,10 +31,11 @@ pub struct ProfileRow {
 pub async fn apply(
     conn: &mut SqliteConnection,
     stored: &StoredEvent,
+    metadata: &EventMetadata,
     event: &UserEvent,
 ) -> Result<(), sqlx::Error> {
     let id = stored.aggregate_id.as_str();
-    let at = stored.metadata().at.map(to_sql);
+    let at = metadata.at.map(to_sql);
     match event {
         UserEvent::Registered { .. } => {
             sqlx::query("INSERT INTO profiles (user_id) VALUES (?)")

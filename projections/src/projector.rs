@@ -11,6 +11,7 @@
 
 use cqrs_es::Aggregate;
 use domain::UserEvent;
+use serde::Deserialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::Mutex;
@@ -22,9 +23,10 @@ use crate::{analytics, audit, cvs, password_resets, profiles, users};
 /// The name of the one checkpoint that all read models share (they are applied together).
 const CHECKPOINT: &str = "read_models";
 
-/// Events applied per transaction: large enough to make a rebuild fast, small enough that a
-/// catch-up never holds the write lock for long.
-const BATCH: i64 = 2_000;
+/// Events applied per transaction: large enough to make a rebuild fast (each transaction
+/// rewrites the index pages it touches, so fewer, larger ones write far less), small enough that
+/// a catch-up holds the write lock for a fraction of a second.
+const BATCH: i64 = 10_000;
 
 /// The read models by name, with their tables (`rebuild-projections --only NAME`).
 pub const READ_MODELS: &[(&str, &[&str])] = &[
@@ -126,14 +128,43 @@ impl Projector {
         mut progress: impl FnMut(u64) + Send,
     ) -> Result<u64, ProjectionError> {
         let _only_one_catch_up_per_process = self.running.lock().await;
+        // One connection for the whole catch-up: reads and writes share its page cache, which
+        // stays warm from batch to batch (a pooled connection that another one wrote behind
+        // starts cold).
+        let mut conn = self.pool.acquire().await?;
+        // Read models need not be durable, only consistent: what a power cut takes away goes
+        // together with the checkpoint that covered it, and the next catch-up applies it
+        // again. So the projector's commits skip the fsync (commands, on other connections,
+        // keep `synchronous=FULL`, and their fsync covers these frames too).
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
+        let result = self.apply_pending(&mut conn, &mut progress).await;
+        // The connection goes back to the pool, where commands use it: durable again.
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await?;
+        result
+    }
+
+    /// The catch-up loop of [`Self::catch_up_with_progress`], on `conn`.
+    async fn apply_pending(
+        &self,
+        conn: &mut SqliteConnection,
+        progress: &mut (impl FnMut(u64) + Send),
+    ) -> Result<u64, ProjectionError> {
         let mut applied = 0;
         loop {
-            let position = self.checkpoint().await?;
-            let events = self.log.read_after(position, BATCH).await?;
+            let position: i64 =
+                sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
+                    .bind(CHECKPOINT)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            let events = self.log.read_after_on(conn, position, BATCH).await?;
             let Some(last) = events.last() else {
                 return Ok(applied);
             };
-            let mut tx = self.pool.begin().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             let moved = sqlx::query(
                 "UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?",
             )
@@ -147,9 +178,11 @@ impl Projector {
                 tx.rollback().await?;
                 continue;
             }
+            let mut pending = Pending::default();
             for event in &events {
-                apply(&mut tx, event).await?;
+                apply(&mut tx, &mut pending, event).await?;
             }
+            pending.flush(&mut tx).await?;
             tx.commit().await?;
             applied += events.len() as u64;
             progress(applied);
@@ -350,42 +383,71 @@ async fn scratch_database() -> Result<SqlitePool, sqlx::Error> {
 /// The stored type of [`UserEvent::Erased`].
 const USER_ERASED: &str = "UserErased";
 
+/// Writes of one batch that the read models gather and make together at the end of the batch
+/// (in the batch's transaction): one statement per row would cost more than the rows do.
+#[derive(Debug, Default)]
+struct Pending {
+    users: users::Pending,
+    cvs: cvs::Pending,
+    analytics: analytics::Pending,
+    audit: audit::Pending,
+}
+
+impl Pending {
+    async fn flush(&mut self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        users::flush(conn, &mut self.users).await?;
+        cvs::flush(conn, &mut self.cvs).await?;
+        analytics::flush(conn, &mut self.analytics).await?;
+        audit::flush(conn, &mut self.audit).await
+    }
+}
+
 /// Applies one event to every read model that cares about its aggregate type.
 ///
 /// An erased person's events arrive with their personal fields gone ([`StoredEvent::erased`]):
 /// only the facts are applied — the per-day counters and an audit row saying "erased user" —
 /// which is also all that is left in the read models of such an event once the erasure itself
 /// has been applied. So live read models and a rebuild agree after an erasure.
-async fn apply(conn: &mut SqliteConnection, event: &StoredEvent) -> Result<(), ProjectionError> {
+async fn apply(
+    conn: &mut SqliteConnection,
+    pending: &mut Pending,
+    event: &StoredEvent,
+) -> Result<(), ProjectionError> {
     let corrupt = |source| ProjectionError::Corrupt {
         position: event.position,
         event_type: event.event_type.clone(),
         source,
     };
     let is_user = event.aggregate_type == <domain::User as Aggregate>::TYPE;
+    let metadata = event.metadata();
     if is_user && event.event_type == USER_ERASED {
-        erase(conn, &event.aggregate_id).await?;
-        analytics::count_event(conn, event).await?;
-        audit::apply(conn, event, &UserEvent::Erased.describe()).await?;
+        // The erasure reads and rewrites rows the batch may still hold back: write them first.
+        pending.flush(conn).await?;
+        erase(conn, &mut pending.analytics, &event.aggregate_id).await?;
+        analytics::count_event(&mut pending.analytics, event, &metadata);
+        audit::record(
+            &mut pending.audit,
+            event,
+            &metadata,
+            &UserEvent::Erased.describe(),
+        );
     } else if event.erased {
-        analytics::count_event(conn, event).await?;
-        audit::apply(conn, event, audit::ERASED_SUMMARY).await?;
+        analytics::count_event(&mut pending.analytics, event, &metadata);
+        audit::record(&mut pending.audit, event, &metadata, audit::ERASED_SUMMARY);
     } else if is_user {
-        let user_event: UserEvent =
-            serde_json::from_value(event.payload.clone()).map_err(corrupt)?;
-        users::apply(conn, event, &user_event).await?;
-        profiles::apply(conn, event, &user_event).await?;
+        let user_event = UserEvent::deserialize(&event.payload).map_err(corrupt)?;
+        users::apply(conn, &mut pending.users, event, &user_event).await?;
+        profiles::apply(conn, event, &metadata, &user_event).await?;
         password_resets::apply(conn, event, &user_event).await?;
-        analytics::count_event(conn, event).await?;
-        analytics::apply_user(conn, &user_event).await?;
-        audit::apply(conn, event, &user_event.describe()).await?;
+        analytics::count_event(&mut pending.analytics, event, &metadata);
+        analytics::apply_user(&mut pending.analytics, &user_event);
+        audit::record(&mut pending.audit, event, &metadata, &user_event.describe());
     } else if event.aggregate_type == <domain::Cv as Aggregate>::TYPE {
-        let cv_event: domain::CvEvent =
-            serde_json::from_value(event.payload.clone()).map_err(corrupt)?;
-        let description = cvs::apply(conn, event, &cv_event).await?;
-        analytics::count_event(conn, event).await?;
-        analytics::apply_cv(conn, &cv_event).await?;
-        audit::apply(conn, event, &description).await?;
+        let cv_event = domain::CvEvent::deserialize(&event.payload).map_err(corrupt)?;
+        let description = cvs::apply(conn, &mut pending.cvs, event, &metadata, &cv_event).await?;
+        analytics::count_event(&mut pending.analytics, event, &metadata);
+        analytics::apply_cv(&mut pending.analytics, &cv_event);
+        audit::record(&mut pending.audit, event, &metadata, &description);
     } else {
         tracing::debug!(
             aggregate_type = event.aggregate_type,
@@ -397,9 +459,13 @@ async fn apply(conn: &mut SqliteConnection, event: &StoredEvent) -> Result<(), P
 
 /// Removes an erased user from every read model. The trail and the totals go first: both are
 /// rewritten from rows (their CVs, their account) that the later steps delete.
-async fn erase(conn: &mut SqliteConnection, user_id: &str) -> Result<(), sqlx::Error> {
+async fn erase(
+    conn: &mut SqliteConnection,
+    analytics: &mut analytics::Pending,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
     audit::erase(conn, user_id).await?;
-    analytics::erase(conn, user_id).await?;
+    analytics::erase(conn, analytics, user_id).await?;
     cvs::erase(conn, user_id).await?;
     password_resets::erase(conn, user_id).await?;
     profiles::erase(conn, user_id).await?;

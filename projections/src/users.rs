@@ -40,9 +40,36 @@ impl UserRow {
     }
 }
 
-/// Applies one User event to the table.
+/// What a batch of events changes in the table that is cheaper written once per batch: the last
+/// login of each user (logins are the most frequent event), written by [`flush`].
+#[derive(Debug, Default)]
+pub struct Pending {
+    last_login: std::collections::BTreeMap<String, String>,
+}
+
+/// Writes the pending last logins, one statement for the whole batch.
+pub async fn flush(conn: &mut SqliteConnection, pending: &mut Pending) -> Result<(), sqlx::Error> {
+    let logins = std::mem::take(&mut pending.last_login);
+    if logins.is_empty() {
+        return Ok(());
+    }
+    let list =
+        serde_json::to_string(&logins).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    sqlx::query(
+        "UPDATE users SET last_login = logins.value
+           FROM json_each(?) AS logins
+          WHERE users.id = logins.key",
+    )
+    .bind(list)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies one User event to the table (last logins go to `pending`).
 pub async fn apply(
     conn: &mut SqliteConnection,
+    pending: &mut Pending,
     stored: &StoredEvent,
     event: &UserEvent,
 ) -> Result<(), sqlx::Error> {
@@ -70,11 +97,7 @@ pub async fn apply(
             .await?;
         }
         UserEvent::LoggedIn { at } => {
-            sqlx::query("UPDATE users SET last_login = ? WHERE id = ?")
-                .bind(to_sql(*at))
-                .bind(id)
-                .execute(conn)
-                .await?;
+            pending.last_login.insert(id.to_owned(), to_sql(*at));
         }
         UserEvent::RoleChanged { from, to } => {
             sqlx::query("UPDATE users SET role = ? WHERE id = ?")

@@ -161,7 +161,20 @@ impl EventLog {
         position: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        self.read_after_on(&mut conn, position, limit).await
+    }
+
+    /// As [`Self::read_after`], on the connection `conn` (the projector keeps one connection
+    /// for a whole catch-up, so that its page cache stays warm).
+    pub async fn read_after_on(
+        &self,
+        conn: &mut SqliteConnection,
+        position: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
         self.read(
+            conn,
             sqlx::query(
                 "SELECT rowid, aggregate_type, aggregate_id, sequence, event_type, event_version,
                         payload, metadata
@@ -182,7 +195,9 @@ impl EventLog {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
         self.read(
+            &mut conn,
             sqlx::query(
                 "SELECT rowid, aggregate_type, aggregate_id, sequence, event_type, event_version,
                         payload, metadata
@@ -200,9 +215,10 @@ impl EventLog {
     /// transaction (one snapshot: an erasure cannot fall between the events and their keys).
     async fn read<'q>(
         &self,
+        conn: &mut SqliteConnection,
         query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = sqlx::Connection::begin(conn).await?;
         let rows = query.fetch_all(&mut *tx).await?;
         let sealed = rows
             .iter()
@@ -421,8 +437,8 @@ impl BulkAppender {
     /// or in this batch.
     pub async fn append(&mut self, events: &[SerializedEvent]) -> Result<(), sqlx::Error> {
         let master = self.log.keyring.current();
-        let now = crate::time_format::to_sql(OffsetDateTime::now_utc());
-        let mut tx = self.log.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut new_keys: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut rows = Vec::with_capacity(events.len());
         for event in events {
             let subject = match self.subjects.get(&event.aggregate_id) {
                 Some(subject) => subject.clone(),
@@ -443,16 +459,7 @@ impl BulkAppender {
             for owner in [&subject, &actor] {
                 if !self.keys.contains_key(owner) {
                     let key = Key::generate();
-                    sqlx::query(
-                        "INSERT INTO data_keys (subject_id, wrapped_key, master_key_id, created_at)
-                         VALUES (?, ?, ?, ?)",
-                    )
-                    .bind(owner)
-                    .bind(master.wrap(owner, &key))
-                    .bind(master.id())
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
+                    new_keys.push((owner.clone(), master.wrap(owner, &key)));
                     self.keys.insert(owner.clone(), key);
                 }
             }
@@ -469,24 +476,50 @@ impl BulkAppender {
                 &actor,
                 &self.keys[&actor],
             );
-            sqlx::query(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
-                                     event_version, payload, metadata)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows.push((event, payload.to_string(), metadata.to_string()));
+        }
+        let now = crate::time_format::to_sql(OffsetDateTime::now_utc());
+        let mut tx = self.log.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in new_keys.chunks(BULK_ROWS) {
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO data_keys (subject_id, wrapped_key, master_key_id, created_at) ",
             )
-            .bind(&event.aggregate_type)
-            .bind(&event.aggregate_id)
-            .bind(event.sequence as i64)
-            .bind(&event.event_type)
-            .bind(&event.event_version)
-            .bind(payload.to_string())
-            .bind(metadata.to_string())
+            .push_values(chunk, |mut values, (subject, wrapped)| {
+                values
+                    .push_bind(subject)
+                    .push_bind(wrapped)
+                    .push_bind(master.id())
+                    .push_bind(&now);
+            })
+            .build()
+            .execute(&mut *tx)
+            .await?;
+        }
+        for chunk in rows.chunks(BULK_ROWS) {
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                 event_version, payload, metadata) ",
+            )
+            .push_values(chunk, |mut values, (event, payload, metadata)| {
+                values
+                    .push_bind(&event.aggregate_type)
+                    .push_bind(&event.aggregate_id)
+                    .push_bind(event.sequence as i64)
+                    .push_bind(&event.event_type)
+                    .push_bind(&event.event_version)
+                    .push_bind(payload)
+                    .push_bind(metadata);
+            })
+            .build()
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await
     }
 }
+
+/// Rows per multi-row INSERT of the bulk appender.
+const BULK_ROWS: usize = 500;
 
 /// The trigger of migration `20261128000001_event_log.sql`, recreated after an upgrade.
 const APPEND_ONLY_UPDATE_TRIGGER: &str =
