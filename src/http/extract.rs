@@ -130,6 +130,7 @@ impl FromRequestParts<AppState> for CurrentUser {
             let within_lifetime = age <= state.config.session_absolute;
             match users::find_by_id(&state.pool, login.user_id).await? {
                 Some(row) if row.active && within_lifetime && row.session_epoch == login.epoch => {
+                    session.keep_alive().await?;
                     user = Some(row)
                 }
                 _ => session.log_out().await?,

@@ -12,6 +12,13 @@ const LOGGED_IN_AT: &str = "logged_in_at";
 const SESSION_EPOCH: &str = "session_epoch";
 const CSRF_TOKEN: &str = "csrf_token";
 const FLASH: &str = "flash";
+const SEEN_AT: &str = "seen_at";
+
+/// How stale the stored "last seen" time may get before a request refreshes it. A session is
+/// written to the store only when something in it changes; without this, a page view would
+/// either rewrite the session every time (a database write per GET) or never push its idle
+/// expiry forward. Refreshing once a minute keeps the idle timeout accurate to a minute.
+const KEEP_ALIVE_EVERY: i64 = 60;
 
 /// Who is logged in to a session, since when, and in which session epoch.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +78,9 @@ impl AppSession {
             .await?;
         self.0.insert(SESSION_EPOCH, epoch).await?;
         self.0.insert(CSRF_TOKEN, new_token()).await?;
+        self.0
+            .insert(SEEN_AT, OffsetDateTime::now_utc().unix_timestamp())
+            .await?;
         Ok(())
     }
 
@@ -114,9 +124,24 @@ impl AppSession {
         Ok(())
     }
 
-    /// Takes the queued messages (each is shown once).
+    /// Takes the queued messages (each is shown once). Looks before it takes: removing marks
+    /// the session changed, and an unchanged session is not written back.
     pub async fn take_flashes(&self) -> Result<Vec<Flash>> {
+        if self.0.get_value(FLASH).await?.is_none() {
+            return Ok(Vec::new());
+        }
         Ok(self.0.remove(FLASH).await?.unwrap_or_default())
+    }
+
+    /// Marks the session as in use, so that its idle expiry moves forward; writes only when
+    /// the last mark is over a minute old (see [`KEEP_ALIVE_EVERY`]).
+    pub async fn keep_alive(&self) -> Result<()> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let seen: Option<i64> = self.0.get(SEEN_AT).await?;
+        if seen.is_none_or(|seen| now - seen >= KEEP_ALIVE_EVERY) {
+            self.0.insert(SEEN_AT, now).await?;
+        }
+        Ok(())
     }
 }
 

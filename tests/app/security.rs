@@ -134,6 +134,50 @@ async fn sessions_past_their_absolute_lifetime_end() {
     assert_eq!(app.get("/cvs").await.status, StatusCode::SEE_OTHER);
 }
 
+/// The stored session (data and expiry) of the only logged-in session.
+async fn stored_sessions(app: &TestApp) -> Vec<(Vec<u8>, String)> {
+    let pool = projections::database::open_sessions(&app.data_dir().join("sessions.db"))
+        .await
+        .unwrap();
+    let rows = sqlx::query_as("SELECT data, expiry_date FROM tower_sessions ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    rows
+}
+
+#[tokio::test]
+async fn a_page_view_does_not_rewrite_the_session_but_a_flash_is_still_shown_once() {
+    let mut app = TestApp::spawn().await;
+    app.register("alice", "alice@example.com", GOOD_PASSWORD)
+        .await;
+    app.get("/cvs").await;
+    let before = stored_sessions(&app).await;
+
+    for _ in 0..3 {
+        let response = app.get("/cvs").await;
+        assert_eq!(response.status, StatusCode::OK);
+        assert!(
+            !response.headers.contains_key(header::SET_COOKIE),
+            "an unchanged session is not sent again"
+        );
+    }
+    assert_eq!(
+        stored_sessions(&app).await,
+        before,
+        "page views within a minute write nothing"
+    );
+
+    let created = app.post_form("/cvs/new", &[("title", "Flash test")]).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER);
+    let shown = app.get(created.location()).await;
+    let flashes = |body: &str| body.matches("class=\"flash").count();
+    assert!(flashes(&shown.body) > 0, "the flash is shown");
+    let again = app.get(created.location()).await;
+    assert_eq!(flashes(&again.body), 0, "and only once");
+}
+
 #[tokio::test]
 async fn the_idle_timeout_sets_the_cookie_lifetime() {
     let mut app = TestApp::spawn_with(|config| {
