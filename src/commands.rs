@@ -12,6 +12,9 @@
 //! all but one lose the append, and after a few re-runs the losers failed with a 500. Taking
 //! turns makes them wait instead. The `AggregateConflict` re-run stays for the writers this
 //! lock cannot see: another process on the same database (the CLI beside the server).
+//!
+//! Aggregates are decided on state kept in memory when there is some ([`AggregateCache`]); the
+//! append checks it was current, and refusals are decided again on the log's state.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +22,8 @@ use std::sync::{Arc, Mutex};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
+
+use crate::aggregate_cache::{self, AggregateCache};
 use domain::{
     Cv, CvCommand, CvError, CvEvent, User, UserCommand, UserError, UserEvent, UserServices,
 };
@@ -48,6 +53,8 @@ pub enum CommandError<E: std::error::Error> {
 pub struct CommandBus {
     users: PersistedEventStore<EventLog, User>,
     cvs: PersistedEventStore<EventLog, Cv>,
+    user_cache: AggregateCache<User>,
+    cv_cache: AggregateCache<Cv>,
     user_services: UserServices,
     projector: Arc<Projector>,
     turns: AggregateTurns,
@@ -59,6 +66,8 @@ impl CommandBus {
         Self {
             users: PersistedEventStore::new_event_store(log.clone()),
             cvs: PersistedEventStore::new_event_store(log),
+            user_cache: AggregateCache::new(aggregate_cache::CAPACITY),
+            cv_cache: AggregateCache::new(aggregate_cache::CAPACITY),
             user_services,
             projector,
             turns: AggregateTurns::default(),
@@ -75,12 +84,17 @@ impl CommandBus {
     ) -> Result<Vec<UserEvent>, CommandError<UserError>> {
         let events = {
             let _turn = self.turns.take(id).await;
-            execute(&self.users, &self.user_services, id, command, metadata).await?
+            execute(
+                &self.users,
+                &self.user_cache,
+                &self.user_services,
+                id,
+                command,
+                metadata,
+            )
+            .await?
         };
-        self.projector
-            .catch_up()
-            .await
-            .map_err(|error| CommandError::Infrastructure(error.into()))?;
+        self.bring_read_models_up_to_date().await?;
         Ok(events)
     }
 }
@@ -95,49 +109,91 @@ impl CommandBus {
     ) -> Result<Vec<CvEvent>, CommandError<CvError>> {
         let events = {
             let _turn = self.turns.take(id).await;
-            execute(&self.cvs, &(), id, command, metadata).await?
+            execute(&self.cvs, &self.cv_cache, &(), id, command, metadata).await?
         };
-        self.projector
-            .catch_up()
-            .await
-            .map_err(|error| CommandError::Infrastructure(error.into()))?;
+        self.bring_read_models_up_to_date().await?;
         Ok(events)
     }
 }
 
-async fn execute<A, S>(
-    store: &S,
+impl CommandBus {
+    /// Waits until the read models include what was just appended. The catch-up runs in a task
+    /// of its own: when the client goes away mid-request, axum drops the handler, and a
+    /// catch-up dropped with it would leave the read models behind the log until the next
+    /// write (found by bench/: the edit form then showed a version one behind).
+    async fn bring_read_models_up_to_date<E: std::error::Error>(
+        &self,
+    ) -> Result<(), CommandError<E>> {
+        let ticket = self.projector.ticket();
+        let projector = self.projector.clone();
+        tokio::spawn(async move { projector.catch_up_for(ticket).await })
+            .await
+            .map_err(|error| CommandError::Infrastructure(error.into()))?
+            .map_err(|error| CommandError::Infrastructure(error.into()))?;
+        Ok(())
+    }
+}
+
+/// Decides `command` on the aggregate's state (cached, else loaded from the log) and appends
+/// what it decided; re-runs on fresh state when the append finds the aggregate moved on.
+async fn execute<A>(
+    store: &PersistedEventStore<EventLog, A>,
+    cache: &AggregateCache<A>,
     services: &A::Services,
     id: Uuid,
     command: A::Command,
     metadata: &EventMetadata,
 ) -> Result<Vec<A::Event>, CommandError<A::Error>>
 where
-    A: Aggregate,
+    A: Aggregate + Clone,
     A::Command: Clone,
     A::Error: Send + Sync + 'static,
-    S: EventStore<A>,
 {
     let id = id.to_string();
-    for _ in 0..ATTEMPTS {
-        let mut context = store.load_aggregate(&id).await.map_err(infrastructure)?;
+    for attempt in 0..ATTEMPTS {
+        let cached = if attempt == 0 { cache.get(&id) } else { None };
+        let from_cache = cached.is_some();
+        let mut context = match cached {
+            Some(context) => context,
+            None => store.load_aggregate(&id).await.map_err(infrastructure)?,
+        };
         let sink = EventSink::default();
-        context
+        let decided = context
             .aggregate()
             .handle(command.clone(), services, &sink)
-            .await
-            .map_err(CommandError::Rejected)?;
+            .await;
         let events = sink.collect().await;
+        if from_cache && (decided.is_err() || events.is_empty()) {
+            // Only an append checks that the cached state was current. A refusal or a no-op
+            // appends nothing, so it is decided again on the state in the log (the cache may be
+            // behind it when a request was dropped between its commit and the cache update).
+            cache.forget(&id);
+            continue;
+        }
+        decided.map_err(CommandError::Rejected)?;
         if events.is_empty() {
             return Ok(events);
         }
+        // `handle` applied its events as it wrote them (cqrs-es' `EventSink::write`): this is
+        // the state after them, as of the sequence the commit will reach.
+        let next = context.aggregate.clone();
+        let sequence = context.current_sequence + events.len();
         match store
             .commit(events.clone(), context, metadata.to_map())
             .await
         {
-            Ok(_) => return Ok(events),
-            Err(AggregateError::AggregateConflict) => continue,
-            Err(error) => return Err(infrastructure(error)),
+            Ok(_) => {
+                cache.put(&id, next, sequence);
+                return Ok(events);
+            }
+            Err(AggregateError::AggregateConflict) => {
+                cache.forget(&id);
+                continue;
+            }
+            Err(error) => {
+                cache.forget(&id);
+                return Err(infrastructure(error));
+            }
         }
     }
     Err(CommandError::Conflict)

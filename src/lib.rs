@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod administration;
+pub mod aggregate_cache;
 pub mod app;
 pub mod avatars;
 pub mod charts;

@@ -6,6 +6,7 @@ mod accounts;
 mod admin_audit;
 mod admin_dashboard;
 mod admin_users;
+mod aggregate_cache;
 mod browser;
 mod cli;
 mod concurrency;

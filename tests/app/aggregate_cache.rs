@@ -1,0 +1,138 @@
+//! The command bus keeps aggregates in memory between commands (`cvm::aggregate_cache`). These
+//! tests write to a CV from a second `Core` on the same database — as the CLI does beside a
+//! running server — so that the first one's cached state is stale, and check that every
+//! decision is still made on the state in the log.
+
+use cvm::app::{Core, CoreOptions};
+use cvm::config::DataConfig;
+use domain::{CvCommand, CvContent, CvError, CvOrigin, CvTitle};
+use projections::EventMetadata;
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, GOOD_PASSWORD};
+
+fn basics(label: &str) -> std::collections::BTreeMap<String, String> {
+    [
+        ("name".to_owned(), "Alice".to_owned()),
+        ("label".to_owned(), label.to_owned()),
+    ]
+    .into()
+}
+
+fn update(owner: Uuid, expected: u64, label: &str) -> CvCommand {
+    CvCommand::UpdateBasics {
+        actor: owner,
+        expected_version: Some(expected),
+        basics: basics(label),
+    }
+}
+
+/// A server-side app with one CV at version 2 (created, basics once: so it is cached), and a
+/// second core over the same files.
+async fn a_cached_cv() -> (TestApp, Core, Uuid, Uuid) {
+    let mut app = TestApp::spawn().await;
+    app.register("alice", "alice@example.com", GOOD_PASSWORD)
+        .await;
+    let owner = app.user_id("alice@example.com").await;
+    let metadata = EventMetadata::now("test");
+    let cvs = &app.core.cvs;
+    let id = cvs
+        .create(
+            owner,
+            CvTitle::parse("Cached").unwrap(),
+            CvContent::default(),
+            CvOrigin::Blank,
+            &metadata,
+        )
+        .await
+        .unwrap();
+    cvs.execute(id, update(owner, 1, "first"), &metadata)
+        .await
+        .unwrap();
+    let data = DataConfig {
+        data_dir: app.data_dir().to_owned(),
+        master_key_file: None,
+    };
+    let other = Core::open(&data, CoreOptions::defaults()).await.unwrap();
+    (app, other, owner, id)
+}
+
+async fn version_in_log(app: &TestApp, id: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT max(sequence) FROM events WHERE aggregate_id = ?")
+        .bind(id.to_string())
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_edit_made_elsewhere_is_seen_by_the_next_command() {
+    let (app, other, owner, id) = a_cached_cv().await;
+    let metadata = EventMetadata::now("test");
+    other
+        .cvs
+        .execute(id, update(owner, 2, "from elsewhere"), &metadata)
+        .await
+        .unwrap();
+
+    // The cache says version 2; the log says 3. An editor who saw version 3 is right.
+    app.core
+        .cvs
+        .execute(id, update(owner, 3, "after it"), &metadata)
+        .await
+        .expect("decided on the log's state, not the stale cache");
+    assert_eq!(version_in_log(&app, id).await, 4);
+}
+
+#[tokio::test]
+async fn an_editor_who_missed_an_edit_made_elsewhere_is_refused() {
+    let (app, other, owner, id) = a_cached_cv().await;
+    let metadata = EventMetadata::now("test");
+    other
+        .cvs
+        .execute(id, update(owner, 2, "from elsewhere"), &metadata)
+        .await
+        .unwrap();
+
+    // The cache would accept version 2; the append finds the log moved on and the command is
+    // decided again: stale.
+    let refused = app
+        .core
+        .cvs
+        .execute(id, update(owner, 2, "overwrites it"), &metadata)
+        .await
+        .expect_err("the edit elsewhere is not overwritten");
+    assert!(
+        matches!(
+            refused,
+            cvm::cvs::CvFailure::Rejected(CvError::Stale { current: 3 })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(version_in_log(&app, id).await, 3);
+    let document = projections::cvs::document(app.pool(), id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(document.content.basic("label"), "from elsewhere");
+}
+
+#[tokio::test]
+async fn a_no_op_is_judged_against_the_log_not_the_cache() {
+    let (app, other, owner, id) = a_cached_cv().await;
+    let metadata = EventMetadata::now("test");
+    other
+        .cvs
+        .execute(id, update(owner, 2, "from elsewhere"), &metadata)
+        .await
+        .unwrap();
+
+    // "first" is what the cache holds, so against it this changes nothing; against the log
+    // (label "from elsewhere") it is a real edit and must be recorded.
+    app.core
+        .cvs
+        .execute(id, update(owner, 3, "first"), &metadata)
+        .await
+        .unwrap();
+    assert_eq!(version_in_log(&app, id).await, 4);
+}
