@@ -28,9 +28,15 @@ use crate::privacy::Privacy;
 use crate::profiles::Profiles;
 use crate::throttle::LoginThrottle;
 
-/// At most this many argon2 hashes run at once (each takes 19 MiB and a core for ~50 ms);
-/// further logins wait their turn instead of starving the rest of the server.
-const CONCURRENT_HASHES: usize = 4;
+/// How many argon2 hashes may run at once (each takes 19 MiB and a core for ~50 ms): one core
+/// fewer than the machine has, at least one and at most four. Further logins wait their turn,
+/// so a login flood cannot take every core from the pages other people are loading (measured
+/// with bench/: on 2 cores, 2 permits let 16 connections on /login push the CV page's p99 past
+/// 50 ms).
+fn concurrent_hashes() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    cores.saturating_sub(1).clamp(1, 4)
+}
 
 /// Settings of the use cases that the server and the CLI share.
 #[derive(Debug, Clone)]
@@ -138,7 +144,7 @@ impl Core {
                 "released names of registrations that never finished"
             );
         }
-        let hasher = Argon2Hasher::new(CONCURRENT_HASHES)?;
+        let hasher = Argon2Hasher::new(concurrent_hashes())?;
         let commands = Arc::new(CommandBus::new(
             log.clone(),
             UserServices::new(Arc::new(hasher.clone())),
@@ -266,6 +272,7 @@ pub async fn build_router(config: ServeConfig) -> anyhow::Result<(Router, Core, 
         administration: core.administration.clone(),
         privacy: core.privacy.clone(),
         templates: Arc::new(Templates::new()),
+        memos: Arc::default(),
     };
     Ok((
         http::router(state, session_store.clone()),

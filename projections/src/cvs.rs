@@ -229,6 +229,14 @@ pub async fn find(pool: &SqlitePool, id: Uuid) -> Result<Option<CvSummary>, sqlx
     row.as_ref().map(summary).transpose()
 }
 
+/// The titles of those of `ids` that (still) exist, in one query per 500 ids.
+pub async fn titles(
+    pool: &SqlitePool,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, String>, sqlx::Error> {
+    crate::users::names_by_id(pool, "SELECT id, title FROM cvs WHERE id IN", ids).await
+}
+
 /// One CV's current state.
 pub async fn document(pool: &SqlitePool, id: Uuid) -> Result<Option<Cv>, sqlx::Error> {
     let state: Option<String> =

@@ -153,15 +153,52 @@ async fn dashboard(
     let days = requested_days(query.as_deref());
     // One instant for every figure on the page, so they agree with each other.
     let now = OffsetDateTime::now_utc();
-    let today = now.date();
+    // The figures are shared by the views until the read models move or the minute turns
+    // (see `crate::http::memo`).
+    let position = projections::projector::read_position(pool).await?;
+    let key = (now.unix_timestamp().div_euclid(60), days);
+    let figures = match state.memos.dashboard.get(position, &key) {
+        Some(figures) => figures,
+        None => {
+            let figures = compute_figures(pool, days, now).await?;
+            state.memos.dashboard.put(position, key, figures.clone());
+            figures
+        }
+    };
+    // Job runs are not events, so they are read each time.
+    let jobs: Vec<minijinja::Value> = job_runs::all(pool)
+        .await?
+        .iter()
+        .map(|job| {
+            context! {
+                name => job.name,
+                last_run => from_sql(&job.last_run_at)
+                    .map(display_time)
+                    .unwrap_or_else(|| job.last_run_at.clone()),
+                ok => job.ok,
+                detail => job.detail,
+            }
+        })
+        .collect();
+    Ok(page
+        .render("admin/index.html", context! { jobs => jobs, ..figures })
+        .await?
+        .into_response())
+}
 
+/// Every figure of the dashboard except the job runs, as of `now`.
+async fn compute_figures(
+    pool: &sqlx::SqlitePool,
+    days: u32,
+    now: OffsetDateTime,
+) -> Result<minijinja::Value> {
+    let today = now.date();
     let totals = analytics::totals(pool).await?;
     let windows = analytics::window_counts(pool, now).await?;
     let active_7d = analytics::active_users(pool, 7, today).await?;
     let active_30d = analytics::active_users(pool, 30, today).await?;
     let series = analytics::series(pool, days, today).await?;
     let recent = analytics::recent_activity(pool, RECENT).await?;
-    let jobs = job_runs::all(pool).await?;
     let latest = audit_lines(pool, &projections::audit::AuditFilter::default(), RECENT).await?;
 
     let charts: Vec<minijinja::Value> = [
@@ -205,21 +242,8 @@ async fn dashboard(
             }
         })
         .collect();
-    let jobs: Vec<minijinja::Value> = jobs
-        .iter()
-        .map(|job| {
-            context! {
-                name => job.name,
-                last_run => from_sql(&job.last_run_at)
-                    .map(display_time)
-                    .unwrap_or_else(|| job.last_run_at.clone()),
-                ok => job.ok,
-                detail => job.detail,
-            }
-        })
-        .collect();
 
-    let values = context! {
+    Ok(context! {
         totals => context! {
             users => totals.users,
             active_users => totals.active_users,
@@ -238,13 +262,8 @@ async fn dashboard(
         table => table,
         recent => recent,
         latest => latest,
-        jobs => jobs,
         generated_at => display_time(now),
-    };
-    Ok(page
-        .render("admin/index.html", values)
-        .await?
-        .into_response())
+    })
 }
 
 /// The newest `limit` lines of the audit trail matching `filter`, ready for a template: time,
@@ -255,21 +274,17 @@ pub async fn audit_lines(
     limit: u32,
 ) -> Result<Vec<minijinja::Value>> {
     let rows = projections::audit::page(pool, filter, None, limit).await?;
-    let mut names: std::collections::HashMap<uuid::Uuid, String> = std::collections::HashMap::new();
+    let mut actors: Vec<uuid::Uuid> = rows.iter().filter_map(|row| row.actor_id).collect();
+    actors.sort_unstable();
+    actors.dedup();
+    let names = projections::users::usernames(pool, &actors).await?;
     let mut lines = Vec::with_capacity(rows.len());
     for row in rows {
         let actor = match row.actor_id {
-            Some(id) => match names.get(&id) {
-                Some(name) => name.clone(),
-                None => {
-                    let name = projections::users::find_by_id(pool, id)
-                        .await?
-                        .map(|user| user.username)
-                        .unwrap_or_else(|| "erased user".to_owned());
-                    names.insert(id, name.clone());
-                    name
-                }
-            },
+            Some(id) => names
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| "erased user".to_owned()),
             None if row.ip.is_some() => "anonymous".to_owned(),
             None => "system".to_owned(),
         };

@@ -205,6 +205,38 @@ impl<'a> Names<'a> {
         }
     }
 
+    /// Looks up, in one query per kind, every user and CV that `rows` name and that is not
+    /// known yet; the per-row lookups after it find them here.
+    async fn preload(&mut self, rows: &[audit::AuditRow]) -> Result<()> {
+        let mut user_ids = Vec::new();
+        let mut cv_ids = Vec::new();
+        for row in rows {
+            user_ids.extend(row.actor_id);
+            if let Ok(id) = Uuid::parse_str(&row.aggregate_id) {
+                match row.aggregate_type.as_str() {
+                    "User" => user_ids.push(id),
+                    "Cv" => cv_ids.push(id),
+                    _ => {}
+                }
+            }
+        }
+        user_ids.retain(|id| !self.users.contains_key(id));
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        cv_ids.retain(|id| !self.cvs.contains_key(id));
+        cv_ids.sort_unstable();
+        cv_ids.dedup();
+        let mut found = users::usernames(&self.state.pool, &user_ids).await?;
+        for id in user_ids {
+            self.users.insert(id, found.remove(&id));
+        }
+        let mut found = cvs::titles(&self.state.pool, &cv_ids).await?;
+        for id in cv_ids {
+            self.cvs.insert(id, found.remove(&id));
+        }
+        Ok(())
+    }
+
     /// The username, if the account (still) exists.
     async fn user(&mut self, id: Uuid) -> Result<Option<String>> {
         if let Some(name) = self.users.get(&id) {
@@ -353,7 +385,43 @@ async fn trail(
         Ok(parsed) => parsed,
         Err(errors) => return invalid_filters(&state, &page, &input, errors).await,
     };
-    let mut rows = audit::page(&state.pool, &filter, before, PAGE_SIZE + 1).await?;
+    // The rows are shared by the views of this query until the read models move on (see
+    // `crate::http::memo`).
+    let position = projections::projector::read_position(&state.pool).await?;
+    let key = raw.unwrap_or_default();
+    let listing = match state.memos.audit.get(position, &key) {
+        Some(listing) => listing,
+        None => {
+            let listing = listing(&state, &input, &filter, before).await?;
+            state.memos.audit.put(position, key, listing.clone());
+            listing
+        }
+    };
+    page.render(
+        "admin/audit.html",
+        context! {
+            filters => input,
+            errors => BTreeMap::<&str, String>::new(),
+            filtered => !input.query().is_empty(),
+            newest => before.map(|_| input.link("/admin/audit", None)),
+            csv_href => input.link("/admin/audit/export.csv", before),
+            jsonl_href => input.link("/admin/audit/export.jsonl", before),
+            ..listing
+        },
+    )
+    .await
+    .map(IntoResponse::into_response)
+}
+
+/// One page of the trail: its rows (as the template shows them), the link to the older page
+/// and the event types for the filter's list.
+async fn listing(
+    state: &AppState,
+    input: &FilterInput,
+    filter: &audit::AuditFilter,
+    before: Option<i64>,
+) -> Result<minijinja::Value> {
+    let mut rows = audit::page(&state.pool, filter, before, PAGE_SIZE + 1).await?;
     // One row more than a page tells whether an older page exists without counting.
     let has_older = rows.len() > PAGE_SIZE as usize;
     rows.truncate(PAGE_SIZE as usize);
@@ -361,27 +429,17 @@ async fn trail(
         .last()
         .filter(|_| has_older)
         .map(|last| input.link("/admin/audit", Some(last.position)));
-    let mut names = Names::new(&state);
+    let mut names = Names::new(state);
+    names.preload(&rows).await?;
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
         views.push(row_view(&mut names, row).await?);
     }
-    page.render(
-        "admin/audit.html",
-        context! {
-            rows => views,
-            filters => input,
-            errors => BTreeMap::<&str, String>::new(),
-            event_types => audit::event_types(&state.pool).await?,
-            filtered => !input.query().is_empty(),
-            older => older,
-            newest => before.map(|_| input.link("/admin/audit", None)),
-            csv_href => input.link("/admin/audit/export.csv", before),
-            jsonl_href => input.link("/admin/audit/export.jsonl", before),
-        },
-    )
-    .await
-    .map(IntoResponse::into_response)
+    Ok(context! {
+        rows => views,
+        older => older,
+        event_types => audit::event_types(&state.pool).await?,
+    })
 }
 
 async fn invalid_filters(
@@ -462,6 +520,7 @@ async fn export_csv(
     let mut names = Names::new(&state);
     let mut export = Export::new(before);
     while let Some(rows) = export.next_chunk(&state, &filter, body.len()).await? {
+        names.preload(&rows).await?;
         for row in rows {
             let actor = match row.actor_id {
                 Some(id) => names.user(id).await?.unwrap_or_default(),

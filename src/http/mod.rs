@@ -11,6 +11,7 @@ pub mod audit;
 pub mod cvs;
 pub mod error;
 pub mod extract;
+pub mod memo;
 pub mod middleware;
 pub mod pages;
 pub mod profile;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub privacy: Arc<Privacy>,
     /// Page templates.
     pub templates: Arc<Templates>,
+    /// Admin views shared between requests until the read models move.
+    pub memos: Arc<memo::Memos>,
 }
 
 /// The content security policy: only our own scripts, styles and images; no framing; forms
