@@ -17,7 +17,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Mutex;
 
-use crate::database::MIGRATOR;
+use crate::database::{CATCH_UP_CACHE_SIZE, MIGRATOR, POOL_CACHE_SIZE};
 use crate::event_log::{EventLog, StoredEvent};
 use crate::{analytics, audit, cvs, password_resets, profiles, users};
 
@@ -189,14 +189,21 @@ impl Projector {
         // together with the checkpoint that covered it, and the next catch-up applies it
         // again. So the projector's commits skip the fsync (commands, on other connections,
         // keep `synchronous=FULL`, and their fsync covers these frames too).
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *conn)
-            .await?;
+        for pragma in [
+            "PRAGMA synchronous = NORMAL".to_owned(),
+            format!("PRAGMA cache_size = {CATCH_UP_CACHE_SIZE}"),
+        ] {
+            sqlx::query(&pragma).execute(&mut *conn).await?;
+        }
         let result = self.apply_pending(&mut conn, progress).await;
-        // The connection goes back to the pool, where commands use it: durable again.
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
-            .await?;
+        // The connection goes back to the pool, where commands use it: durable again, and
+        // with a pooled connection's cache (shrinking it frees the pages).
+        for pragma in [
+            "PRAGMA synchronous = FULL".to_owned(),
+            format!("PRAGMA cache_size = {POOL_CACHE_SIZE}"),
+        ] {
+            sqlx::query(&pragma).execute(&mut *conn).await?;
+        }
         result
     }
 

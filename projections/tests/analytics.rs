@@ -128,6 +128,8 @@ impl TestDb {
             "SELECT 'h ' || hour || ' ' || signups || ' ' || logins || ' ' || failed_logins
                     || ' ' || cvs_created || ' ' || cv_edits FROM hourly_stats ORDER BY hour",
             "SELECT 'a ' || user_id || ' ' || day FROM activity ORDER BY user_id, day",
+            "SELECT 'l ' || user_id || ' ' || day FROM last_active ORDER BY user_id",
+            "SELECT 'ld ' || day || ' ' || users FROM last_active_days ORDER BY day",
             "SELECT 't ' || name || ' ' || value FROM totals ORDER BY name",
         ] {
             let table: Vec<String> = sqlx::query_scalar(sql)
@@ -344,6 +346,50 @@ async fn active_users_are_counted_once_over_a_period() {
         .await
         .unwrap();
     assert_eq!(bob_days, 0);
+}
+
+#[tokio::test]
+async fn active_users_from_last_active_days_agree_with_counting_distinct_users() {
+    let db = TestDb::new().await;
+    let start = datetime!(2026-03-01 09:00 UTC);
+    let day = |n: i64| start + time::Duration::days(n);
+    let mut users = Vec::new();
+    for n in 0..6 {
+        users.push(db.register(&format!("user{n}"), Role::User, day(n)).await);
+    }
+    // Logins on scattered days; several in one commit (one batch), and some dated before the
+    // user's newest activity, which must not move the last active day back.
+    for (i, user) in users.iter().enumerate() {
+        let i = i as i64;
+        let days = [i + 3, (i * 7) % 20 + 1, i + 12, 2];
+        let events = days
+            .iter()
+            .map(|&n| UserEvent::LoggedIn { at: day(n) })
+            .collect();
+        db.user(*user, events, &meta(None, day(days[0]))).await;
+        db.log_in(*user, day(i * 3 % 17)).await;
+    }
+    let today = date!(2026 - 03 - 21);
+    for days in 1..=30 {
+        let expected: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT user_id) FROM activity WHERE day BETWEEN ? AND ?",
+        )
+        .bind((today - time::Duration::days(days - 1)).to_string())
+        .bind(today.to_string())
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            analytics::active_users(&db.pool, days as u32, today)
+                .await
+                .unwrap(),
+            expected,
+            "active users over {days} days"
+        );
+    }
+    let rows = db.rows().await;
+    db.projector.rebuild(|_| {}).await.unwrap();
+    assert_eq!(db.rows().await, rows, "a rebuild gives the same rows");
 }
 
 #[tokio::test]
