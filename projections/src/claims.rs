@@ -99,25 +99,49 @@ pub async fn release_all_for(pool: &SqlitePool, owner_id: &str) -> Result<u64, s
 /// no account holds; this frees it. Recent claims are left alone: their command may still be
 /// running (password hashing takes a moment). Returns how many were released.
 ///
+/// Only claims taken since the previous sweep's cutoff are judged (`claim_sweeps`): an older
+/// claim was judged then, and one whose owner had an event still has it (the log only grows;
+/// erasure is the second rule). So the sweep costs what was claimed since, not every account.
 /// It reads the `events` table only to ask whether an aggregate exists, through the table's
-/// primary-key index; a join is what keeps this cheap with many accounts.
+/// primary-key index.
 pub async fn release_orphans(
     pool: &SqlitePool,
     claimed_before: OffsetDateTime,
 ) -> Result<u64, sqlx::Error> {
     let cutoff = to_sql(claimed_before);
-    let result = sqlx::query(
-        "DELETE FROM claims
-          WHERE (claimed_at < ?
-                 AND NOT EXISTS (SELECT 1 FROM events e
-                                  WHERE e.aggregate_type = 'User' AND e.aggregate_id = claims.owner_id))
-             OR EXISTS (SELECT 1 FROM data_keys k
-                         WHERE k.subject_id = claims.owner_id AND k.erased_at IS NOT NULL)",
+    let mut tx = pool.begin().await?;
+    // The first statement writes, so the transaction takes the write lock at once.
+    sqlx::query(
+        "INSERT INTO claim_sweeps (id, swept_before) VALUES (1, '')
+         ON CONFLICT (id) DO NOTHING",
     )
-    .bind(cutoff)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(result.rows_affected())
+    let since: String = sqlx::query_scalar("SELECT swept_before FROM claim_sweeps WHERE id = 1")
+        .fetch_one(&mut *tx)
+        .await?;
+    let orphans = sqlx::query(
+        "DELETE FROM claims
+          WHERE claimed_at >= ? AND claimed_at < ?
+            AND NOT EXISTS (SELECT 1 FROM events e
+                             WHERE e.aggregate_type = 'User' AND e.aggregate_id = claims.owner_id)",
+    )
+    .bind(&since)
+    .bind(&cutoff)
+    .execute(&mut *tx)
+    .await?;
+    let erased = sqlx::query(
+        "DELETE FROM claims
+          WHERE owner_id IN (SELECT subject_id FROM data_keys WHERE erased_at IS NOT NULL)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE claim_sweeps SET swept_before = MAX(swept_before, ?) WHERE id = 1")
+        .bind(&cutoff)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(orphans.rows_affected() + erased.rows_affected())
 }
 
 #[cfg(test)]
@@ -195,6 +219,52 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn a_sweep_judges_only_claims_taken_since_the_previous_one() {
+        let pool = open_memory().await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let claim_at = |value: &'static str, at: OffsetDateTime| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query(
+                    "INSERT INTO claims (kind, value, owner_id, claimed_at)
+                     VALUES ('email', ?, ?, ?)",
+                )
+                .bind(value)
+                .bind(value)
+                .bind(to_sql(at))
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+        };
+        claim_at("old@example.com", now - time::Duration::hours(2)).await;
+        assert_eq!(
+            release_orphans(&pool, now - time::Duration::hours(1))
+                .await
+                .unwrap(),
+            1
+        );
+        // Taken after that cutoff, but stamped earlier (as a clock could): not judged again.
+        claim_at("late@example.com", now - time::Duration::hours(3)).await;
+        claim_at("new@example.com", now - time::Duration::minutes(30)).await;
+        assert_eq!(release_orphans(&pool, now).await.unwrap(), 1, "the new one");
+        let left: Vec<String> = sqlx::query_scalar("SELECT value FROM claims")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(left, ["late@example.com"]);
+        // An earlier cutoff does not move the mark back.
+        release_orphans(&pool, now - time::Duration::days(1))
+            .await
+            .unwrap();
+        let mark: String = sqlx::query_scalar("SELECT swept_before FROM claim_sweeps")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(mark, to_sql(now));
     }
 
     #[tokio::test]
