@@ -722,6 +722,81 @@ async fn a_user_goes_from_sign_up_to_export_in_a_real_browser() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_deletes_their_account_in_a_real_browser() {
+    let data = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let Some((_driver, client)) = browser(profile.path()).await else {
+        return;
+    };
+    let base = start_server(data.path()).await;
+    let register = |username: &'static str| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            client.goto(&format!("{base}/register")).await.unwrap();
+            fill(
+                &client,
+                "form[action='/register']",
+                &[
+                    ("username", username),
+                    ("email", "grace@example.com"),
+                    ("password", PASSWORD),
+                    ("password_confirm", PASSWORD),
+                ],
+            )
+            .await;
+        }
+    };
+    register("grace").await;
+    assert_eq!(path(&client).await, "/cvs");
+
+    // From the profile to the deletion page, which says what goes and what stays.
+    client.goto(&format!("{base}/profile")).await.unwrap();
+    click_through(&client, "a[href='/account/delete']").await;
+    assert_eq!(path(&client).await, "/account/delete");
+    let text = body_text(&client).await;
+    assert!(text.contains("grace@example.com") && text.contains("cannot be undone"));
+    let shots = screenshots(&client, "account-delete").await;
+
+    // A wrong password is refused on the page, and nothing is erased.
+    fill(
+        &client,
+        "form[action='/account/delete']",
+        &[("password", "not my password at all")],
+    )
+    .await;
+    assert_eq!(path(&client).await, "/account/delete");
+    assert!(body_text(&client)
+        .await
+        .contains("That is not your password."));
+
+    // The right one erases the account and logs out.
+    fill(
+        &client,
+        "form[action='/account/delete']",
+        &[("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(path(&client).await, "/");
+    assert!(body_text(&client).await.contains("have been erased"));
+    client.goto(&format!("{base}/cvs")).await.unwrap();
+    assert_eq!(path(&client).await, "/login", "logged out");
+    fill(
+        &client,
+        "form[action='/login']",
+        &[("email", "grace@example.com"), ("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(path(&client).await, "/login", "the account is gone");
+
+    // The username and email are free again.
+    register("grace").await;
+    assert_eq!(path(&client).await, "/cvs", "registered anew");
+    assert_eq!(shots.len(), 2, "one page at two widths");
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_superuser_runs_the_admin_pages_in_a_real_browser() {
     let data = tempfile::tempdir().unwrap();
     let profile = tempfile::tempdir().unwrap();
