@@ -157,14 +157,11 @@ async fn dashboard(
     // (see `crate::http::memo`).
     let position = projections::projector::read_position(pool).await?;
     let key = (now.unix_timestamp().div_euclid(60), days);
-    let figures = match state.memos.dashboard.get(position, &key) {
-        Some(figures) => figures,
-        None => {
-            let figures = compute_figures(pool, days, now).await?;
-            state.memos.dashboard.put(position, key, figures.clone());
-            figures
-        }
-    };
+    let figures = state
+        .memos
+        .dashboard
+        .get_or_compute(position, key, compute_figures(pool, days, now))
+        .await?;
     // Job runs are not events, so they are read each time.
     let jobs: Vec<minijinja::Value> = job_runs::all(pool)
         .await?

@@ -388,15 +388,15 @@ async fn trail(
     // The rows are shared by the views of this query until the read models move on (see
     // `crate::http::memo`).
     let position = projections::projector::read_position(&state.pool).await?;
-    let key = raw.unwrap_or_default();
-    let listing = match state.memos.audit.get(position, &key) {
-        Some(listing) => listing,
-        None => {
-            let listing = listing(&state, &input, &filter, before).await?;
-            state.memos.audit.put(position, key, listing.clone());
-            listing
-        }
-    };
+    let listing = state
+        .memos
+        .audit
+        .get_or_compute(
+            position,
+            raw.unwrap_or_default(),
+            listing(&state, &input, &filter, before),
+        )
+        .await?;
     page.render(
         "admin/audit.html",
         context! {

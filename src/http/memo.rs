@@ -61,6 +61,24 @@ impl<K: Eq + Hash> ViewMemo<K> {
         entries.views.insert(key, view);
     }
 
+    /// The view of `key` at `position`: the kept one, else `compute`'s, which is then kept.
+    pub async fn get_or_compute<E, F>(
+        &self,
+        position: i64,
+        key: K,
+        compute: F,
+    ) -> Result<minijinja::Value, E>
+    where
+        F: std::future::Future<Output = Result<minijinja::Value, E>>,
+    {
+        if let Some(view) = self.get(position, &key) {
+            return Ok(view);
+        }
+        let view = compute.await?;
+        self.put(position, key, view.clone());
+        Ok(view)
+    }
+
     fn entries(&self) -> std::sync::MutexGuard<'_, Entries<K>> {
         // Every operation leaves the map consistent, so a poisoned lock is still usable.
         self.entries

@@ -57,6 +57,19 @@ async fn a_cached_cv() -> (TestApp, Core, Uuid, Uuid) {
     (app, other, owner, id)
 }
 
+/// Version 2 → 3 from the second core, behind the first one's cache.
+async fn edit_elsewhere(other: &Core, owner: Uuid, id: Uuid) {
+    other
+        .cvs
+        .execute(
+            id,
+            update(owner, 2, "from elsewhere"),
+            &EventMetadata::now("test"),
+        )
+        .await
+        .unwrap();
+}
+
 async fn version_in_log(app: &TestApp, id: Uuid) -> i64 {
     sqlx::query_scalar("SELECT max(sequence) FROM events WHERE aggregate_id = ?")
         .bind(id.to_string())
@@ -69,11 +82,7 @@ async fn version_in_log(app: &TestApp, id: Uuid) -> i64 {
 async fn an_edit_made_elsewhere_is_seen_by_the_next_command() {
     let (app, other, owner, id) = a_cached_cv().await;
     let metadata = EventMetadata::now("test");
-    other
-        .cvs
-        .execute(id, update(owner, 2, "from elsewhere"), &metadata)
-        .await
-        .unwrap();
+    edit_elsewhere(&other, owner, id).await;
 
     // The cache says version 2; the log says 3. An editor who saw version 3 is right.
     app.core
@@ -88,11 +97,7 @@ async fn an_edit_made_elsewhere_is_seen_by_the_next_command() {
 async fn an_editor_who_missed_an_edit_made_elsewhere_is_refused() {
     let (app, other, owner, id) = a_cached_cv().await;
     let metadata = EventMetadata::now("test");
-    other
-        .cvs
-        .execute(id, update(owner, 2, "from elsewhere"), &metadata)
-        .await
-        .unwrap();
+    edit_elsewhere(&other, owner, id).await;
 
     // The cache would accept version 2; the append finds the log moved on and the command is
     // decided again: stale.
@@ -121,11 +126,7 @@ async fn an_editor_who_missed_an_edit_made_elsewhere_is_refused() {
 async fn a_no_op_is_judged_against_the_log_not_the_cache() {
     let (app, other, owner, id) = a_cached_cv().await;
     let metadata = EventMetadata::now("test");
-    other
-        .cvs
-        .execute(id, update(owner, 2, "from elsewhere"), &metadata)
-        .await
-        .unwrap();
+    edit_elsewhere(&other, owner, id).await;
 
     // "first" is what the cache holds, so against it this changes nothing; against the log
     // (label "from elsewhere") it is a real edit and must be recorded.
