@@ -39,8 +39,12 @@ pub fn connect_options(path: &Path) -> SqliteConnectOptions {
 /// `PRAGMA cache_size` of pooled connections (negative: KiB).
 pub const POOL_CACHE_SIZE: &str = "-8192";
 /// `PRAGMA cache_size` of the connection a catch-up runs on, while it runs: a rebuild reads
-/// and rewrites read-model pages all over the file.
-pub const CATCH_UP_CACHE_SIZE: &str = "-65536";
+/// and rewrites read-model pages all over the file (the random-id indexes most of all), and
+/// pages that do not fit are spilled to the WAL mid-batch and written again at the commit.
+/// Only a catch-up longer than one batch (a rebuild, a start after downtime) raises it, and
+/// it drops back to [`POOL_CACHE_SIZE`] afterwards. Measured on a 10,000-user log (135k
+/// events, 233 MB file): 64 MiB rebuilt 5,539 events/s, 256 MiB 13,841 events/s.
+pub const CATCH_UP_CACHE_SIZE: &str = "-262144";
 
 /// Opens (creating if needed) the database at `path` and applies every migration.
 pub async fn open(path: &Path) -> Result<SqlitePool, sqlx::Error> {
