@@ -37,6 +37,8 @@ use keys::DataKey;
 pub use keys::{KeyError, Keyring, MasterKey, Rotation};
 use sealing::Position;
 
+use crate::database::CATCH_UP_CACHE_SIZE;
+
 /// Events sealed per transaction when a database from before encryption is upgraded.
 const UPGRADE_BATCH: i64 = 500;
 
@@ -480,6 +482,13 @@ impl BulkAppender {
         }
         let now = crate::time_format::to_sql(OffsetDateTime::now_utc());
         let mut tx = self.log.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // A bulk load inserts into the events' unique index at random places (aggregate ids
+        // are random): give its connection the catch-up's large cache, or the index pages are
+        // spilled and written again within each batch. Only the seed, an offline command,
+        // appends in bulk, so the connection's size matters only for the rest of that run.
+        sqlx::query(&format!("PRAGMA cache_size = {CATCH_UP_CACHE_SIZE}"))
+            .execute(&mut *tx)
+            .await?;
         for chunk in new_keys.chunks(BULK_ROWS) {
             sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO data_keys (subject_id, wrapped_key, master_key_id, created_at) ",
