@@ -347,8 +347,9 @@ SMALL_SCENARIOS = {"cv_page", "dashboard", "audit_first", "audit_filtered"}
 
 def refresh_versions(port, sessions, path):
     """Reads each session's CV version again (the previous run moved them on), after the
-    edits that wrk cut off at the end of its run have finished."""
-    time.sleep(0.5)
+    edits that wrk cut off at the end of its run have finished (an edit's p99 is some
+    hundreds of milliseconds, and its slowest take longer: 0.5 s left one refusal per run)."""
+    time.sleep(3)
     for session in sessions:
         browser = Browser(port)
         name, _, value = session["cookie"].partition("=")
