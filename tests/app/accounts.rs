@@ -393,20 +393,20 @@ async fn twenty_failures_from_one_ip_throttle_that_ip() {
 
 #[tokio::test]
 async fn throttling_ends_after_the_cooldown() {
-    let mut app = TestApp::spawn_with(|config| {
-        config.login_cooldown = std::time::Duration::from_millis(300);
-    })
-    .await;
+    // Long enough that a loaded CI machine still sends the sixth login inside the block.
+    const COOLDOWN: std::time::Duration = std::time::Duration::from_secs(3);
+    let mut app = TestApp::spawn_with(|config| config.login_cooldown = COOLDOWN).await;
     let email = app.existing_user("alice").await;
     for _ in 0..5 {
         app.login(&email, "not the right password").await;
     }
+    let blocked = tokio::time::Instant::now();
     assert_eq!(
         app.login(&email, GOOD_PASSWORD).await.status,
         StatusCode::TOO_MANY_REQUESTS
     );
 
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    tokio::time::sleep_until(blocked + COOLDOWN + std::time::Duration::from_millis(200)).await;
 
     assert_eq!(
         app.login(&email, GOOD_PASSWORD).await.status,

@@ -121,15 +121,22 @@ async fn a_cookie_replayed_after_logout_is_anonymous() {
 
 #[tokio::test]
 async fn sessions_past_their_absolute_lifetime_end() {
-    let mut app = TestApp::spawn_with(|config| {
-        config.session_absolute = std::time::Duration::from_secs(1);
-    })
-    .await;
+    // Generous enough that a loaded CI machine still gets its first page inside the lifetime
+    // (a 1 s lifetime failed there): the session is stamped between `started` and `registered`.
+    const LIFETIME: std::time::Duration = std::time::Duration::from_secs(5);
+    let mut app = TestApp::spawn_with(|config| config.session_absolute = LIFETIME).await;
+    let started = tokio::time::Instant::now();
     app.register("alice", "alice@example.com", GOOD_PASSWORD)
         .await;
+    let registered = tokio::time::Instant::now();
     assert_eq!(app.get("/cvs").await.status, StatusCode::OK);
+    assert!(
+        started.elapsed() < LIFETIME,
+        "the first page came {:?} after registering began; the check above proved nothing",
+        started.elapsed()
+    );
 
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep_until(registered + LIFETIME + std::time::Duration::from_millis(200)).await;
 
     assert_eq!(app.get("/cvs").await.status, StatusCode::SEE_OTHER);
 }
