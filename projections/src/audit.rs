@@ -192,7 +192,7 @@ pub async fn flush(conn: &mut SqliteConnection, pending: &mut Pending) -> Result
 /// Every row of the trail about the aggregates `ids` (a user and their CVs), oldest first: a
 /// person's own history for the export of their data.
 pub async fn trail_about(pool: &SqlitePool, ids: &[String]) -> Result<Vec<AuditRow>, sqlx::Error> {
-    let list = serde_json::to_string(ids).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    let list = crate::database::json_param(&ids)?;
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM audit_log
           WHERE aggregate_id IN (SELECT value FROM json_each(?))

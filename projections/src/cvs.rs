@@ -39,6 +39,9 @@ pub struct CvSummary {
 #[derive(Debug, Default)]
 pub struct Pending {
     documents: HashMap<String, Document>,
+    /// Stored documents of CVs the batch continues, read together by [`prefetch`] and taken
+    /// out by the first event of each.
+    stored: HashMap<String, Cv>,
 }
 
 #[derive(Debug)]
@@ -75,6 +78,8 @@ pub async fn apply(
         // A creation starts from nothing; anything else continues the stored document.
         let cv = if matches!(event, CvEvent::Created { .. }) {
             Cv::default()
+        } else if let Some(cv) = pending.stored.remove(id) {
+            cv
         } else {
             let state: Option<String> =
                 sqlx::query_scalar("SELECT state FROM cv_documents WHERE cv_id = ?")
@@ -97,6 +102,45 @@ pub async fn apply(
     document.cv.apply(event.clone());
     document.last_at = at;
     Ok(description)
+}
+
+/// Reads, in one statement, the stored documents of the CVs that `events` continue (a batch's
+/// CVs would otherwise be read one statement each, a round trip to sqlx's worker thread per CV).
+pub async fn prefetch(
+    conn: &mut SqliteConnection,
+    pending: &mut Pending,
+    events: &[StoredEvent],
+) -> Result<(), sqlx::Error> {
+    let ids: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter(|event| event.aggregate_type == <Cv as Aggregate>::TYPE && !event.erased)
+        .map(|event| event.aggregate_id.as_str())
+        .filter(|id| !pending.documents.contains_key(*id))
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let states: Option<String> = sqlx::query_scalar(
+        "SELECT json_group_object(cv_id, json(state)) FROM cv_documents
+          WHERE cv_id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(crate::database::json_param(&ids)?)
+    .fetch_one(&mut *conn)
+    .await?;
+    let states: HashMap<String, serde_json::Value> =
+        serde_json::from_str(states.as_deref().unwrap_or("{}"))
+            .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+    // A document that cannot be read starts again from nothing, as when read alone.
+    pending.stored = states
+        .into_iter()
+        .map(|(id, state)| (id, serde_json::from_value(state).unwrap_or_default()))
+        .collect();
+    Ok(())
+}
+
+/// Forgets the prefetched documents (an erasure deletes stored documents mid-batch).
+pub fn forget_prefetched(pending: &mut Pending) {
+    pending.stored.clear();
 }
 
 /// Writes every CV the batch changed to both tables.

@@ -78,3 +78,9 @@ pub async fn open_sessions(path: &Path) -> Result<SqlitePool, sqlx::Error> {
         .connect_with(connect_options(path).synchronous(SqliteSynchronous::Normal))
         .await
 }
+
+/// `value` as a JSON text parameter, for statements that take a whole batch of rows as one
+/// bound value through `json_each` (one round trip to sqlx's worker thread, whatever the size).
+pub(crate) fn json_param(value: &impl serde::Serialize) -> Result<String, sqlx::Error> {
+    serde_json::to_string(value).map_err(|error| sqlx::Error::Encode(Box::new(error)))
+}

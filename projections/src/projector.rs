@@ -239,6 +239,7 @@ impl Projector {
                 continue;
             }
             let mut pending = Pending::default();
+            cvs::prefetch(&mut tx, &mut pending.cvs, &events).await?;
             for event in &events {
                 apply(&mut tx, &mut pending, event).await?;
             }
@@ -460,6 +461,7 @@ const USER_ERASED: &str = "UserErased";
 #[derive(Debug, Default)]
 struct Pending {
     users: users::Pending,
+    profiles: profiles::Pending,
     cvs: cvs::Pending,
     analytics: analytics::Pending,
     audit: audit::Pending,
@@ -468,6 +470,7 @@ struct Pending {
 impl Pending {
     async fn flush(&mut self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
         users::flush(conn, &mut self.users).await?;
+        profiles::flush(conn, &mut self.profiles).await?;
         cvs::flush(conn, &mut self.cvs).await?;
         analytics::flush(conn, &mut self.analytics).await?;
         audit::flush(conn, &mut self.audit).await
@@ -495,6 +498,7 @@ async fn apply(
     if is_user && event.event_type == USER_ERASED {
         // The erasure reads and rewrites rows the batch may still hold back: write them first.
         pending.flush(conn).await?;
+        cvs::forget_prefetched(&mut pending.cvs);
         erase(conn, &mut pending.analytics, &event.aggregate_id).await?;
         analytics::count_event(&mut pending.analytics, event, &metadata);
         audit::record(
@@ -509,7 +513,7 @@ async fn apply(
     } else if is_user {
         let user_event = UserEvent::deserialize(&event.payload).map_err(corrupt)?;
         users::apply(conn, &mut pending.users, event, &user_event).await?;
-        profiles::apply(conn, event, &metadata, &user_event).await?;
+        profiles::apply(&mut pending.profiles, event, &metadata, &user_event);
         password_resets::apply(conn, event, &user_event).await?;
         analytics::count_event(&mut pending.analytics, event, &metadata);
         analytics::apply_user(&mut pending.analytics, &user_event);

@@ -6,6 +6,7 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::database::json_param;
 use crate::event_log::StoredEvent;
 use crate::time_format::{from_sql, to_sql};
 
@@ -40,21 +41,46 @@ impl UserRow {
     }
 }
 
-/// What a batch of events changes in the table that is cheaper written once per batch: the last
-/// login of each user (logins are the most frequent event), written by [`flush`].
+/// What a batch of events changes in the table that is cheaper written once per batch, by
+/// [`flush`]: the accounts registered and the last login of each user (logins are the most
+/// frequent event). The rarer changes are written at once, after what is pending.
 #[derive(Debug, Default)]
 pub struct Pending {
+    registered: Vec<Registration>,
     last_login: std::collections::BTreeMap<String, String>,
 }
 
-/// Writes the pending last logins, one statement for the whole batch.
+/// A new row of the table.
+#[derive(Debug, serde::Serialize)]
+struct Registration {
+    id: String,
+    username: String,
+    username_canonical: String,
+    email: String,
+    role: &'static str,
+    date_joined: String,
+}
+
+/// Writes the pending registrations, then the last logins: a statement each for the batch.
 pub async fn flush(conn: &mut SqliteConnection, pending: &mut Pending) -> Result<(), sqlx::Error> {
+    let registered = std::mem::take(&mut pending.registered);
+    if !registered.is_empty() {
+        sqlx::query(
+            "INSERT INTO users (id, username, username_canonical, email, role, active,
+                                date_joined, last_login)
+             SELECT r.value ->> 'id', r.value ->> 'username', r.value ->> 'username_canonical',
+                    r.value ->> 'email', r.value ->> 'role', 1, r.value ->> 'date_joined', NULL
+               FROM json_each(?) AS r",
+        )
+        .bind(json_param(&registered)?)
+        .execute(&mut *conn)
+        .await?;
+    }
     let logins = std::mem::take(&mut pending.last_login);
     if logins.is_empty() {
         return Ok(());
     }
-    let list =
-        serde_json::to_string(&logins).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    let list = json_param(&logins)?;
     sqlx::query(
         "UPDATE users SET last_login = logins.value
            FROM json_each(?) AS logins
@@ -66,7 +92,7 @@ pub async fn flush(conn: &mut SqliteConnection, pending: &mut Pending) -> Result
     Ok(())
 }
 
-/// Applies one User event to the table (last logins go to `pending`).
+/// Applies one User event to the table (registrations and last logins go to `pending`).
 pub async fn apply(
     conn: &mut SqliteConnection,
     pending: &mut Pending,
@@ -82,23 +108,35 @@ pub async fn apply(
             registered_at,
             ..
         } => {
-            sqlx::query(
-                "INSERT INTO users (id, username, username_canonical, email, role, active,
-                                    date_joined, last_login)
-                 VALUES (?, ?, ?, ?, ?, 1, ?, NULL)",
-            )
-            .bind(id)
-            .bind(username.as_str())
-            .bind(username.canonical())
-            .bind(email.as_str())
-            .bind(role.as_str())
-            .bind(to_sql(*registered_at))
-            .execute(conn)
-            .await?;
+            pending.registered.push(Registration {
+                id: id.to_owned(),
+                username: username.as_str().to_owned(),
+                username_canonical: username.canonical().to_owned(),
+                email: email.as_str().to_owned(),
+                role: role.as_str(),
+                date_joined: to_sql(*registered_at),
+            });
+            return Ok(());
         }
         UserEvent::LoggedIn { at } => {
             pending.last_login.insert(id.to_owned(), to_sql(*at));
+            return Ok(());
         }
+        _ => {}
+    }
+    let writes_now = matches!(
+        event,
+        UserEvent::RoleChanged { .. }
+            | UserEvent::Deactivated
+            | UserEvent::Activated
+            | UserEvent::PasswordChanged { .. }
+            | UserEvent::PasswordReset { .. }
+    );
+    if writes_now {
+        // They change rows that registrations held back in `pending` may hold.
+        flush(conn, pending).await?;
+    }
+    match event {
         UserEvent::RoleChanged { from, to } => {
             sqlx::query("UPDATE users SET role = ? WHERE id = ?")
                 .bind(to.as_str())
@@ -119,7 +157,9 @@ pub async fn apply(
             end_sessions(conn, id).await?;
         }
         // Erasure removes the row: see [`erase`].
-        UserEvent::Erased
+        UserEvent::Registered { .. }
+        | UserEvent::LoggedIn { .. }
+        | UserEvent::Erased
         | UserEvent::LoginFailed { .. }
         | UserEvent::ProfileUpdated { .. }
         | UserEvent::AvatarChanged { .. }

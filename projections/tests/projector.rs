@@ -1197,3 +1197,101 @@ async fn nothing_more_can_be_recorded_about_an_erased_person() {
         "an erased person's aggregate is gone"
     );
 }
+
+type ProfileTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
+async fn profile_rows(pool: &SqlitePool) -> Vec<ProfileTuple> {
+    sqlx::query_as("SELECT * FROM profiles ORDER BY user_id")
+        .fetch_all(pool)
+        .await
+        .expect("profiles select runs")
+}
+
+fn profile(full_name: &str, headline: &str) -> UserCommand {
+    UserCommand::UpdateProfile {
+        profile: domain::Profile {
+            full_name: full_name.to_owned(),
+            headline: headline.to_owned(),
+            ..Default::default()
+        },
+    }
+}
+
+fn avatar(hash: &str) -> UserCommand {
+    UserCommand::ChangeAvatar {
+        content_hash: hash.to_owned(),
+        width: 64,
+        height: 48,
+    }
+}
+
+#[tokio::test]
+async fn profile_changes_merged_in_one_batch_give_the_rows_of_one_event_at_a_time() {
+    // Arrange: registrations, edits of some fields and pictures set and removed, with the read
+    // models caught up after every command (one event per batch).
+    let db = TestDb::new().await;
+    let projector = Projector::new(db.log.clone());
+    let alice = db.register("alice", "alice@example.com").await;
+    projector.catch_up().await.unwrap();
+    let bob = db.register("bob", "bob@example.com").await;
+    projector.catch_up().await.unwrap();
+    let history = [
+        (alice, profile("Alice Liddell", "")),
+        (alice, avatar("a1")),
+        (bob, avatar("b1")),
+        (alice, profile("Alice Liddell", "Engineer")),
+        (alice, UserCommand::RemoveAvatar),
+        (bob, profile("Bob", "")),
+        (bob, avatar("b2")),
+        (
+            bob,
+            UserCommand::ChangeRole {
+                role: Role::Superuser,
+            },
+        ),
+    ];
+    for (id, command) in history {
+        db.run(id, command).await;
+        projector.catch_up().await.unwrap();
+    }
+    let one_at_a_time = profile_rows(&db.pool).await;
+    let users_one_at_a_time = db.all_user_rows().await;
+
+    // Act: the whole log again, in one batch.
+    projector.rebuild(|_| {}).await.unwrap();
+
+    // Assert
+    let merged = profile_rows(&db.pool).await;
+    assert_eq!(merged, one_at_a_time);
+    assert_eq!(db.all_user_rows().await, users_one_at_a_time);
+    let by_name = |id: Uuid| {
+        merged
+            .iter()
+            .find(|row| row.0 == id.to_string())
+            .cloned()
+            .expect("a profile row")
+    };
+    let (alice_row, bob_row) = (by_name(alice), by_name(bob));
+    assert_eq!(
+        (alice_row.1.as_str(), alice_row.2.as_str(), &alice_row.7),
+        ("Alice Liddell", "Engineer", &None)
+    );
+    assert_eq!(
+        (bob_row.1.as_str(), &bob_row.7, bob_row.8, bob_row.9),
+        ("Bob", &Some("b2".to_owned()), Some(64), Some(48))
+    );
+    assert!(alice_row.10.is_some(), "updated_at is set");
+    assert_eq!(db.row(bob).await.unwrap().role, Role::Superuser);
+}

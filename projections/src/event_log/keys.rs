@@ -386,16 +386,24 @@ impl Keyring {
             return Ok(found);
         }
         let list = serde_json::to_string(subjects).unwrap_or_else(|_| "[]".to_owned());
-        let rows: Vec<(String, Option<Vec<u8>>, Option<String>)> = sqlx::query_as(
-            "SELECT subject_id, wrapped_key, master_key_id FROM data_keys
+        // One JSON row rather than a row per key: a catch-up batch needs thousands of keys,
+        // and sqlx hands each result row across threads with a wake-up of its own.
+        let rows: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(subject_id, iif(wrapped_key IS NULL, NULL, hex(wrapped_key)),
+                                                master_key_id))
+               FROM data_keys
               WHERE subject_id IN (SELECT value FROM json_each(?))",
         )
         .bind(list)
-        .fetch_all(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
+        let rows: Vec<(String, Option<String>, Option<String>)> =
+            serde_json::from_str(rows.as_deref().unwrap_or("[]"))
+                .map_err(|error| KeyError::Database(sqlx::Error::Decode(Box::new(error))))?;
         for (subject, wrapped, master_id) in rows {
             let key = match (wrapped, master_id) {
                 (Some(wrapped), Some(master_id)) => {
+                    let wrapped = from_hex(&wrapped).ok_or(KeyError::Authentication)?;
                     DataKey::Active(self.unwrap(&subject, &wrapped, &master_id)?)
                 }
                 _ => DataKey::Erased,
@@ -526,6 +534,17 @@ pub async fn finish_interrupted_rotation(file: &Path, pool: &SqlitePool) -> Resu
         tracing::info!("removed the new key of a master-key rotation that never committed");
     }
     Ok(())
+}
+
+/// The bytes spelled by SQLite's `hex()`; `None` if it is not hex.
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]
