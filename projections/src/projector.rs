@@ -12,8 +12,9 @@
 use cqrs_es::Aggregate;
 use domain::UserEvent;
 use serde::Deserialize;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Mutex;
 
@@ -28,6 +29,9 @@ const CHECKPOINT: &str = "read_models";
 /// rewrites the index pages it touches, so fewer, larger ones write far less), small enough that
 /// a catch-up holds the write lock for a fraction of a second.
 const BATCH: i64 = 10_000;
+
+/// How long a long catch-up waits for a second connection to read ahead on.
+const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The read models by name, with their tables (`rebuild-projections --only NAME`).
 pub const READ_MODELS: &[(&str, &[&str])] = &[
@@ -208,48 +212,57 @@ impl Projector {
     }
 
     /// The catch-up loop of [`Self::catch_up_with_progress`], on `conn`.
+    ///
+    /// A long catch-up reads each next batch on a second connection while `conn` writes the
+    /// current one: the two run on their own sqlx worker threads at once, and the log's pages
+    /// (most of the file) no longer pass through, and push read-model pages out of, the
+    /// writer's page cache.
     async fn apply_pending(
         &self,
         conn: &mut SqliteConnection,
         progress: &mut (impl FnMut(u64) + Send),
     ) -> Result<u64, ProjectionError> {
         let mut applied = 0;
+        let mut reader = None;
+        // The batch read ahead, with the position it was read after.
+        let mut ahead: Option<(i64, Vec<StoredEvent>)> = None;
         loop {
             let position: i64 =
                 sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
                     .bind(CHECKPOINT)
                     .fetch_one(&mut *conn)
                     .await?;
-            let events = self.log.read_after_on(conn, position, BATCH).await?;
-            let Some(last) = events.last() else {
+            let events = match ahead.take() {
+                Some((after, events)) if after == position => events,
+                _ => self.log.read_after_on(conn, position, BATCH).await?,
+            };
+            let Some(last) = events.last().map(|event| event.position) else {
                 return Ok(applied);
             };
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            let moved = sqlx::query(
-                "UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?",
-            )
-            .bind(last.position)
-            .bind(CHECKPOINT)
-            .bind(position)
-            .execute(&mut *tx)
-            .await?;
-            if moved.rows_affected() != 1 {
+            // A short batch was the end of the log when it was read; what was committed
+            // since is for the next catch-up (its writer holds a ticket for it).
+            let more = events.len() == BATCH as usize;
+            if more && reader.is_none() {
+                reader = Some(self.reader().await?);
+            }
+            let moved = match reader.as_mut().and_then(Option::as_mut) {
+                Some(reader) if more => {
+                    let (moved, next) = tokio::join!(
+                        self.apply_batch(conn, position, &events),
+                        self.log.read_after_on(reader, last, BATCH)
+                    );
+                    ahead = Some((last, next?));
+                    moved?
+                }
+                _ => self.apply_batch(conn, position, &events).await?,
+            };
+            if !moved {
                 // Another process applied these events first; read again from its checkpoint.
-                tx.rollback().await?;
                 continue;
             }
-            let mut pending = Pending::default();
-            cvs::prefetch(&mut tx, &mut pending.cvs, &events).await?;
-            for event in &events {
-                apply(&mut tx, &mut pending, event).await?;
-            }
-            pending.flush(&mut tx).await?;
-            tx.commit().await?;
             applied += events.len() as u64;
             progress(applied);
-            if events.len() < BATCH as usize {
-                // A short batch was the end of the log when it was read; what was committed
-                // since is for the next catch-up (its writer holds a ticket for it).
+            if !more {
                 return Ok(applied);
             }
             if applied == BATCH as u64 {
@@ -260,6 +273,54 @@ impl Projector {
                     .await?;
             }
         }
+    }
+
+    /// A second connection for reading ahead, if the pool has one to spare soon; else the
+    /// catch-up reads on its own connection (a pool of one, as the scratch database of
+    /// `--verify`, or one that others hold).
+    async fn reader(&self) -> Result<Option<PoolConnection<Sqlite>>, sqlx::Error> {
+        if self.pool.options().get_max_connections() < 2 {
+            return Ok(None);
+        }
+        match tokio::time::timeout(READER_WAIT, self.pool.acquire()).await {
+            Ok(connection) => connection.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Applies `events`, read after `position`, in one transaction that first moves the
+    /// checkpoint from `position` to the last of them. Returns `false`, having changed nothing,
+    /// if the checkpoint was no longer at `position` (another process applied them).
+    async fn apply_batch(
+        &self,
+        conn: &mut SqliteConnection,
+        position: i64,
+        events: &[StoredEvent],
+    ) -> Result<bool, ProjectionError> {
+        let Some(last) = events.last() else {
+            return Ok(true);
+        };
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let moved = sqlx::query(
+            "UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?",
+        )
+        .bind(last.position)
+        .bind(CHECKPOINT)
+        .bind(position)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let mut pending = Pending::default();
+        cvs::prefetch(&mut tx, &mut pending.cvs, events).await?;
+        for event in events {
+            apply(&mut tx, &mut pending, event).await?;
+        }
+        pending.flush(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Empties every read model, resets the checkpoint and replays the whole log.

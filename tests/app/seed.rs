@@ -77,3 +77,39 @@ async fn seeded_data_is_complete_consistent_and_usable() {
         .await;
     assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn a_log_of_several_batches_is_projected_whole_and_once() {
+    // Arrange: over 20,000 events, so that catching up takes more than two batches of 10,000
+    // (each next batch is read while the one before is written).
+    let app = TestApp::spawn().await;
+    let plan = SeedPlan {
+        users: 1_600,
+        cvs_per_user: 1,
+        days: 30,
+        logins_per_user: 3,
+        seed: 11,
+    };
+
+    // Act
+    let report = cvm::seed::seed(&app.core, plan).await.unwrap();
+
+    // Assert: one audit row for every event of the log, none twice, none left out.
+    assert!(report.events > 20_000, "{} events", report.events);
+    let positions: Vec<i64> = sqlx::query_scalar("SELECT rowid FROM events ORDER BY rowid")
+        .fetch_all(app.pool())
+        .await
+        .unwrap();
+    let audited: Vec<i64> = sqlx::query_scalar("SELECT position FROM audit_log ORDER BY position")
+        .fetch_all(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(audited, positions);
+    assert_eq!(
+        app.core.projector.checkpoint().await.unwrap(),
+        *positions.last().unwrap()
+    );
+    assert_eq!(app.count("users").await, 1_601);
+    assert_eq!(app.count("cvs").await, 1_600);
+    assert!(app.core.projector.verify().await.unwrap().is_empty());
+}
