@@ -78,16 +78,13 @@ impl Cvs {
     /// The CV `id` if `viewer` may see it: its owner, or any superuser. `None` otherwise —
     /// a CV someone may not see does not exist for them.
     pub async fn access(&self, viewer: &UserRow, id: Uuid) -> anyhow::Result<Option<CvAccess>> {
-        let Some(summary) = cvs::find(&self.pool, id).await? else {
+        let Some((summary, cv)) = cvs::find_with_document(&self.pool, id).await? else {
             return Ok(None);
         };
         let is_owner = summary.owner_id == viewer.id;
         if !is_owner && !viewer.is_superuser() {
             return Ok(None);
         }
-        let Some(cv) = cvs::document(&self.pool, id).await? else {
-            return Ok(None);
-        };
         Ok(Some(CvAccess {
             summary,
             cv,

@@ -273,6 +273,26 @@ pub async fn find(pool: &SqlitePool, id: Uuid) -> Result<Option<CvSummary>, sqlx
     row.as_ref().map(summary).transpose()
 }
 
+/// A CV with its current state, in one query (a CV page needs both).
+pub async fn find_with_document(
+    pool: &SqlitePool,
+    id: Uuid,
+) -> Result<Option<(CvSummary, Cv)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT c.id, c.owner_id, c.title, c.status, c.created_at, c.updated_at, c.version,
+                c.entry_count, c.section_counts, d.state
+           FROM cvs AS c JOIN cv_documents AS d ON d.cv_id = c.id
+          WHERE c.id = ?",
+    )
+    .bind(id.to_string())
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let state: &str = row.try_get("state")?;
+    let cv = serde_json::from_str(state).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+    Ok(Some((summary(&row)?, cv)))
+}
+
 /// The titles of those of `ids` that (still) exist, in one query per 500 ids.
 pub async fn titles(
     pool: &SqlitePool,
