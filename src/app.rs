@@ -11,6 +11,8 @@ use domain::UserServices;
 use projections::{EventLog, Keyring, Projector};
 use sqlx::SqlitePool;
 use tokio::net::TcpListener;
+use tower_sessions::CachingSessionStore;
+use tower_sessions_moka_store::MokaStore;
 use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::accounts::{Accounts, ResetLinks};
@@ -250,6 +252,9 @@ impl Application {
     }
 }
 
+/// Sessions kept in memory (least recently used first out; a record is well under 1 KiB).
+const SESSIONS_CACHED: u64 = 10_000;
+
 /// The router with its state, over the databases in `config`'s data directory. Tests use this
 /// directly (no socket).
 pub async fn build_router(config: ServeConfig) -> anyhow::Result<(Router, Core, SqliteStore)> {
@@ -275,7 +280,13 @@ pub async fn build_router(config: ServeConfig) -> anyhow::Result<(Router, Core, 
         memos: Arc::default(),
     };
     Ok((
-        http::router(state, session_store.clone()),
+        // Sessions are read from memory once loaded: the store's query was one of the three
+        // or four statements of every page (each a round trip to a sqlx worker thread). Every
+        // write still goes to the database first, and a deleted session leaves both.
+        http::router(
+            state,
+            CachingSessionStore::new(MokaStore::new(Some(SESSIONS_CACHED)), session_store.clone()),
+        ),
         core,
         session_store,
     ))

@@ -160,7 +160,7 @@ async fn dashboard(
     let figures = state
         .memos
         .dashboard
-        .get_or_compute(position, key, compute_figures(pool, days, now))
+        .get_or_compute(position, key, render_figures(&state, days, now))
         .await?;
     // Job runs are not events, so they are read each time.
     let jobs: Vec<minijinja::Value> = job_runs::all(pool)
@@ -181,6 +181,24 @@ async fn dashboard(
         .render("admin/index.html", context! { jobs => jobs, ..figures })
         .await?
         .into_response())
+}
+
+/// The dashboard's figures as HTML (`figures_html`, `recent_html`): rendered once for every
+/// view that shares them, the charts and tables were most of the page's rendering.
+async fn render_figures(
+    state: &AppState,
+    days: u32,
+    now: OffsetDateTime,
+) -> Result<minijinja::Value> {
+    let figures = compute_figures(&state.pool, days, now).await?;
+    let html = |template: &str| -> Result<minijinja::Value> {
+        let html = state.templates.render(template, figures.clone())?;
+        Ok(minijinja::Value::from_safe_string(html))
+    };
+    Ok(context! {
+        figures_html => html("admin/_dashboard_figures.html")?,
+        recent_html => html("admin/_dashboard_recent.html")?,
+    })
 }
 
 /// Every figure of the dashboard except the job runs, as of `now`.
