@@ -419,14 +419,9 @@ async fn a_user_builds_a_cv_in_a_real_browser() {
     client.goto(&format!("{base}{view}")).await.unwrap();
     assert!(!body_text(&client).await.contains("Analytical Engines"));
 
-    // Log out through the navigation's form.
-    client
-        .find(Locator::Css("form[action='/logout'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    // Log out through the navigation's form (and wait for its answer: going on at once could
+    // cancel the POST, as it did once in a full test run).
+    click_through(&client, "form[action='/logout'] button").await;
     client.goto(&format!("{base}/cvs")).await.unwrap();
     assert_eq!(client.current_url().await.unwrap().path(), "/login");
     client.close().await.unwrap();
