@@ -300,6 +300,7 @@ impl Projector {
         let Some(last) = events.last() else {
             return Ok(true);
         };
+        let _one_writer_at_a_time = self.log.write_gate().enter().await;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let moved = sqlx::query(
             "UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?",
