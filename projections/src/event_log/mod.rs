@@ -66,9 +66,18 @@ macro_rules! event_rows {
 type EventRow = (i64, String, String, i64, String, String, Value, Value);
 
 impl From<EventRow> for StoredEvent {
-    fn from(row: EventRow) -> Self {
-        let (position, aggregate_type, aggregate_id, sequence, event_type, event_version) =
-            (row.0, row.1, row.2, row.3, row.4, row.5);
+    fn from(
+        (
+            position,
+            aggregate_type,
+            aggregate_id,
+            sequence,
+            event_type,
+            event_version,
+            payload,
+            metadata,
+        ): EventRow,
+    ) -> Self {
         StoredEvent {
             position,
             aggregate_type,
@@ -76,8 +85,8 @@ impl From<EventRow> for StoredEvent {
             sequence,
             event_type,
             event_version,
-            payload: row.6,
-            metadata: row.7,
+            payload,
+            metadata,
             erased: false,
         }
     }
