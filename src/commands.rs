@@ -76,59 +76,83 @@ impl CommandBus {
 
     /// Runs a command on the user `id` and returns the events it recorded. When this returns,
     /// the read models include them (the caller may redirect to a page that shows them).
+    ///
+    /// The command runs in a task of its own, to the end: when the client goes away
+    /// mid-request, axum drops the handler, and a command dropped with it could have its
+    /// events committed (by a group commit, see `projections::event_log`) but neither the
+    /// aggregate cache nor the read models told (found by bench/: the edit form then showed a
+    /// version one behind the log, and the next edit was refused as a conflict).
     pub async fn user(
-        &self,
+        self: &Arc<Self>,
         id: Uuid,
         command: UserCommand,
         metadata: &EventMetadata,
     ) -> Result<Vec<UserEvent>, CommandError<UserError>> {
-        let events = {
-            let _turn = self.turns.take(id).await;
-            execute(
-                &self.users,
-                &self.user_cache,
-                &self.user_services,
-                id,
-                command,
-                metadata,
-            )
-            .await?
-        };
-        self.bring_read_models_up_to_date().await?;
-        Ok(events)
+        let bus = Arc::clone(self);
+        let metadata = metadata.clone();
+        to_the_end(async move {
+            let events = {
+                let _turn = bus.turns.take(id).await;
+                execute(
+                    &bus.users,
+                    &bus.user_cache,
+                    &bus.user_services,
+                    id,
+                    command,
+                    &metadata,
+                )
+                .await?
+            };
+            bus.bring_read_models_up_to_date().await?;
+            Ok(events)
+        })
+        .await
     }
-}
 
-impl CommandBus {
     /// Runs a command on the CV `id`; as [`CommandBus::user`].
     pub async fn cv(
-        &self,
+        self: &Arc<Self>,
         id: Uuid,
         command: CvCommand,
         metadata: &EventMetadata,
     ) -> Result<Vec<CvEvent>, CommandError<CvError>> {
-        let events = {
-            let _turn = self.turns.take(id).await;
-            execute(&self.cvs, &self.cv_cache, &(), id, command, metadata).await?
-        };
-        self.bring_read_models_up_to_date().await?;
-        Ok(events)
+        let bus = Arc::clone(self);
+        let metadata = metadata.clone();
+        to_the_end(async move {
+            let events = {
+                let _turn = bus.turns.take(id).await;
+                execute(&bus.cvs, &bus.cv_cache, &(), id, command, &metadata).await?
+            };
+            bus.bring_read_models_up_to_date().await?;
+            Ok(events)
+        })
+        .await
     }
 }
 
+/// Runs `command` in a task of its own and waits for it (see [`CommandBus::user`]).
+async fn to_the_end<T, E>(
+    command: impl std::future::Future<Output = Result<T, CommandError<E>>> + Send + 'static,
+) -> Result<T, CommandError<E>>
+where
+    T: Send + 'static,
+    E: std::error::Error + Send + 'static,
+{
+    tokio::spawn(command)
+        .await
+        .map_err(|error| CommandError::Infrastructure(error.into()))?
+}
+
 impl CommandBus {
-    /// Waits until the read models include what was just appended. The catch-up runs in a task
-    /// of its own: when the client goes away mid-request, axum drops the handler, and a
-    /// catch-up dropped with it would leave the read models behind the log until the next
-    /// write (found by bench/: the edit form then showed a version one behind).
+    /// Waits until the read models include what was just appended (the command's task runs
+    /// it to the end, see [`CommandBus::user`]).
     async fn bring_read_models_up_to_date<E: std::error::Error>(
         &self,
     ) -> Result<(), CommandError<E>> {
         let ticket = self.projector.ticket();
-        let projector = self.projector.clone();
-        tokio::spawn(async move { projector.catch_up_for(ticket).await })
+        self.projector
+            .catch_up_for(ticket)
             .await
-            .map_err(|error| CommandError::Infrastructure(error.into()))?
             .map_err(|error| CommandError::Infrastructure(error.into()))?;
         Ok(())
     }

@@ -137,3 +137,57 @@ async fn a_no_op_is_judged_against_the_log_not_the_cache() {
         .unwrap();
     assert_eq!(version_in_log(&app, id).await, 4);
 }
+
+async fn version_in_read_model(app: &TestApp, id: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT version FROM cvs WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
+}
+
+/// A caller that goes away (a client that disconnects: axum drops the handler) at any moment
+/// of a command does not stop it halfway: the command runs to the end in its own task, so the
+/// cache and the read models never stay behind the log. Each round gives up after a longer
+/// wait: some before the append, some while it is committed, some during the catch-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_whose_caller_gives_up_still_completes_and_reaches_the_read_models() {
+    let (app, _other, owner, id) = a_cached_cv().await;
+    let cvs = &app.core.cvs;
+    for round in 0..60u64 {
+        let version = version_in_log(&app, id).await;
+        let give_up = std::time::Duration::from_micros(round * 50);
+        let command = update(owner, version as u64, &format!("round {round}"));
+        let _ = tokio::time::timeout(
+            give_up,
+            cvs.execute(id, command, &EventMetadata::now("test")),
+        )
+        .await;
+        // With no other write to bring them along, the edit lands and the read models show it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let (log, read) = (
+                version_in_log(&app, id).await,
+                version_in_read_model(&app, id).await,
+            );
+            if log == version + 1 && read == log {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: from {version}, the log is at {log} and the read model at {read}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    // And the cache kept up: an editor who saw the latest version is not refused.
+    let version = version_in_log(&app, id).await as u64;
+    cvs.execute(
+        id,
+        update(owner, version, "last"),
+        &EventMetadata::now("test"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(version_in_log(&app, id).await as u64, version + 1);
+}

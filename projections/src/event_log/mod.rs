@@ -14,6 +14,7 @@
 //! `20261202000001_data_keys.sql`): recording `UserErased` destroys that user's data key in the
 //! same transaction, and no event about an erased person can be added afterwards.
 
+mod group_commit;
 pub mod keys;
 mod sealing;
 
@@ -33,6 +34,7 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub(crate) use group_commit::WriteGate;
 use keys::DataKey;
 pub use keys::{KeyError, Keyring, MasterKey, Rotation};
 use sealing::Position;
@@ -98,22 +100,6 @@ pub struct EventLog {
     pool: SqlitePool,
     keyring: Arc<Keyring>,
     writes: WriteGate,
-}
-
-/// Takes this process's writers to the database one at a time, in the order they come: the
-/// appends of commands and the projector's batches. Without it they meet in SQLite's write
-/// lock, where a writer that finds it taken sleeps in the busy handler (1, 2, 5, 10 ms and
-/// longer) however soon the lock is free: under 32 parallel CV edits the server sat idle for
-/// most of the time (perf: a fifth of its CPU), durable edits capped at about 600 per second.
-/// Other processes (the CLI) still meet it in SQLite, with the busy timeout.
-#[derive(Clone, Default)]
-pub(crate) struct WriteGate(Arc<tokio::sync::Mutex<()>>);
-
-impl WriteGate {
-    /// Waits for this process's other writers to finish; write while holding the guard.
-    pub(crate) async fn enter(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.0.lock().await
-    }
 }
 
 /// One event as it sits in the log, with its commit position.
@@ -776,12 +762,18 @@ impl PersistedEventRepository for EventLog {
                 None => return Err(PersistenceError::UnknownError(Box::new(SubjectErased))),
             }
         }
-        // sqlite-es opens a deferred transaction whose first statement is the INSERT, so the
-        // transaction never upgrades from a read lock (which would fail at once with BUSY).
-        let _one_writer_at_a_time = self.writes.enter().await;
-        self.repository()
-            .persist::<A>(&sealed, snapshot_update)
-            .await
+        if snapshot_update.is_some() {
+            // Snapshots are not used (see `get_snapshot`); sqlite-es would store one.
+            let _one_writer_at_a_time = self.writes.enter().await;
+            return self
+                .repository()
+                .persist::<A>(&sealed, snapshot_update)
+                .await;
+        }
+        // Committed with the other appends waiting at the gate (group commit): the
+        // transaction's first statement is an INSERT, so it never upgrades from a read lock
+        // (which would fail at once with BUSY).
+        self.writes.append(&self.pool, A::TYPE, sealed).await
     }
 
     async fn stream_events<A: Aggregate>(
