@@ -23,7 +23,7 @@ use crate::event_log::{EventLog, StoredEvent};
 use crate::{analytics, audit, cvs, password_resets, profiles, users};
 
 /// The name of the one checkpoint that all read models share (they are applied together).
-const CHECKPOINT: &str = "read_models";
+pub(crate) const CHECKPOINT: &str = "read_models";
 
 /// Events applied per transaction: large enough to make a rebuild fast (each transaction
 /// rewrites the index pages it touches, so fewer, larger ones write far less), small enough that

@@ -155,16 +155,15 @@ async fn dashboard(
     let now = OffsetDateTime::now_utc();
     // The figures are shared by the views until the read models move or the minute turns
     // (see `crate::http::memo`).
-    let position = projections::projector::read_position(pool).await?;
+    // Job runs are not events, so they are read each time (with the position, in one go).
+    let (position, job_runs) = job_runs::all_with_position(pool).await?;
     let key = (now.unix_timestamp().div_euclid(60), days);
     let figures = state
         .memos
         .dashboard
         .get_or_compute(position, key, render_figures(&state, days, now))
         .await?;
-    // Job runs are not events, so they are read each time.
-    let jobs: Vec<minijinja::Value> = job_runs::all(pool)
-        .await?
+    let jobs: Vec<minijinja::Value> = job_runs
         .iter()
         .map(|job| {
             context! {
