@@ -28,10 +28,10 @@ pub(crate) struct WriteGate {
     waiting: Arc<Mutex<Vec<Append>>>,
 }
 
-/// One command's events, sealed, waiting to be appended.
+/// One command's events, sealed, waiting to be appended, with their payload and metadata as
+/// the JSON text that is stored.
 struct Append {
-    aggregate_type: &'static str,
-    events: Vec<SerializedEvent>,
+    rows: Vec<(SerializedEvent, String, String)>,
     done: oneshot::Sender<Result<(), PersistenceError>>,
 }
 
@@ -46,20 +46,23 @@ impl WriteGate {
         self.lock.lock().await
     }
 
-    /// Appends `events` (one command's, sealed, of `aggregate_type`) to the log in `pool`,
-    /// with whatever other appends are waiting; returns once they are committed, or why not.
+    /// Appends `events` (one command's, sealed) to the log in `pool`, with whatever other
+    /// appends are waiting; returns once they are committed, or why not.
     pub(crate) async fn append(
         &self,
         pool: &SqlitePool,
-        aggregate_type: &'static str,
         events: Vec<SerializedEvent>,
     ) -> Result<(), PersistenceError> {
         let (done, mut outcome) = oneshot::channel();
-        self.queue().push(Append {
-            aggregate_type,
-            events,
-            done,
-        });
+        // The text sqlite-es stored (sqlx encodes a JSON value with serde_json).
+        let rows = events
+            .into_iter()
+            .map(|event| {
+                let (payload, metadata) = (event.payload.to_string(), event.metadata.to_string());
+                (event, payload, metadata)
+            })
+            .collect();
+        self.queue().push(Append { rows, done });
         tokio::select! {
             biased;
             // Committed by a group that went through the gate ahead of this call.
@@ -109,7 +112,8 @@ async fn commit(pool: &SqlitePool, group: Vec<Append>) {
     let written = async {
         let mut tx = pool.begin().await?;
         for append in &group {
-            match insert(&mut tx, append).await {
+            // One statement per append, so that its events are stored all or none.
+            match super::insert_events(&mut tx, &append.rows).await {
                 Ok(()) => outcomes.push(Ok(())),
                 // SQLite undid this statement alone; the transaction goes on.
                 Err(error) if is_constraint(&error) => outcomes.push(Err(refusal(error))),
@@ -137,29 +141,6 @@ async fn commit(pool: &SqlitePool, group: Vec<Append>) {
             }
         }
     }
-}
-
-/// One append's events as one statement, so that they are stored all or none.
-async fn insert(conn: &mut sqlx::SqliteConnection, append: &Append) -> Result<(), sqlx::Error> {
-    sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-         payload, metadata) ",
-    )
-    .push_values(&append.events, |mut values, event| {
-        values
-            .push_bind(append.aggregate_type)
-            .push_bind(&event.aggregate_id)
-            .push_bind(event.sequence as i64)
-            .push_bind(&event.event_type)
-            .push_bind(&event.event_version)
-            // The text sqlite-es stored (sqlx encodes a JSON value with serde_json).
-            .push_bind(event.payload.to_string())
-            .push_bind(event.metadata.to_string());
-    })
-    .build()
-    .execute(conn)
-    .await
-    .map(|_| ())
 }
 
 /// The extended result code of a database error, if it is one.
@@ -218,7 +199,7 @@ mod tests {
             .into_iter()
             .map(|events| {
                 let (gate, pool) = (gate.clone(), pool.clone());
-                tokio::spawn(async move { gate.append(&pool, "Test", events).await })
+                tokio::spawn(async move { gate.append(&pool, events).await })
             })
             .collect();
         while gate.queue().len() < count {
@@ -243,7 +224,7 @@ mod tests {
     async fn appends_waiting_together_are_committed_together_and_each_stands_alone() {
         let pool = crate::database::open_memory().await.unwrap();
         let gate = WriteGate::default();
-        gate.append(&pool, "Test", vec![event("taken", 1, json!({}))])
+        gate.append(&pool, vec![event("taken", 1, json!({}))])
             .await
             .unwrap();
         let appends = vec![
@@ -312,7 +293,7 @@ mod tests {
         );
         assert!(stored(&pool).await.is_empty());
         // The gate is open again and the log writable.
-        gate.append(&pool, "Test", vec![event("a", 1, json!({}))])
+        gate.append(&pool, vec![event("a", 1, json!({}))])
             .await
             .unwrap();
         assert_eq!(stored(&pool).await, vec![("a".to_owned(), 1)]);
@@ -328,8 +309,7 @@ mod tests {
                 tokio::spawn(async move {
                     // Two appends race for every aggregate's first event.
                     let id = format!("cv{}", n / 2);
-                    gate.append(&pool, "Test", vec![event(&id, 1, json!({}))])
-                        .await
+                    gate.append(&pool, vec![event(&id, 1, json!({}))]).await
                 })
             })
             .collect();

@@ -574,23 +574,7 @@ impl BulkAppender {
             .await?;
         }
         for chunk in rows.chunks(BULK_ROWS) {
-            sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-                 event_version, payload, metadata) ",
-            )
-            .push_values(chunk, |mut values, (event, payload, metadata)| {
-                values
-                    .push_bind(&event.aggregate_type)
-                    .push_bind(&event.aggregate_id)
-                    .push_bind(event.sequence as i64)
-                    .push_bind(&event.event_type)
-                    .push_bind(&event.event_version)
-                    .push_bind(payload)
-                    .push_bind(metadata);
-            })
-            .build()
-            .execute(&mut *tx)
-            .await?;
+            insert_events(&mut tx, chunk).await?;
         }
         tx.commit().await
     }
@@ -598,6 +582,33 @@ impl BulkAppender {
 
 /// Rows per multi-row INSERT of the bulk appender.
 const BULK_ROWS: usize = 500;
+
+/// Stores `rows` (each an event with its sealed payload and metadata as JSON text) with one
+/// multi-row INSERT: all of them, or none if the database refuses one.
+async fn insert_events<E: std::borrow::Borrow<SerializedEvent>>(
+    conn: &mut SqliteConnection,
+    rows: &[(E, String, String)],
+) -> Result<(), sqlx::Error> {
+    sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+         payload, metadata) ",
+    )
+    .push_values(rows, |mut values, (event, payload, metadata)| {
+        let event = event.borrow();
+        values
+            .push_bind(&event.aggregate_type)
+            .push_bind(&event.aggregate_id)
+            .push_bind(event.sequence as i64)
+            .push_bind(&event.event_type)
+            .push_bind(&event.event_version)
+            .push_bind(payload)
+            .push_bind(metadata);
+    })
+    .build()
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
 
 /// The trigger of migration `20261128000001_event_log.sql`, recreated after an upgrade.
 const APPEND_ONLY_UPDATE_TRIGGER: &str =
@@ -773,7 +784,7 @@ impl PersistedEventRepository for EventLog {
         // Committed with the other appends waiting at the gate (group commit): the
         // transaction's first statement is an INSERT, so it never upgrades from a read lock
         // (which would fail at once with BUSY).
-        self.writes.append(&self.pool, A::TYPE, sealed).await
+        self.writes.append(&self.pool, sealed).await
     }
 
     async fn stream_events<A: Aggregate>(
