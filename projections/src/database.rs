@@ -60,6 +60,14 @@ pub async fn open(path: &Path) -> Result<SqlitePool, sqlx::Error> {
         .connect_with(connect_options(path))
         .await?;
     MIGRATOR.run(&pool).await?;
+    // A rebuild that stopped half way left the big tables without some of their indexes.
+    let made = crate::deferred_indexes::restore_all(&pool).await?;
+    if made > 0 {
+        tracing::info!(
+            indexes = made,
+            "made the indexes an interrupted rebuild had dropped"
+        );
+    }
     Ok(pool)
 }
 

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod claims;
 pub mod cvs;
 pub mod database;
+pub mod deferred_indexes;
 pub mod event_log;
 pub mod job_runs;
 pub mod password_resets;

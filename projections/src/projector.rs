@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 
 use crate::database::{CATCH_UP_CACHE_SIZE, MIGRATOR, POOL_CACHE_SIZE};
 use crate::event_log::{EventLog, StoredEvent};
-use crate::{analytics, audit, cvs, password_resets, profiles, users};
+use crate::{analytics, audit, cvs, deferred_indexes, password_resets, profiles, users};
 
 /// The name of the one checkpoint that all read models share (they are applied together).
 pub(crate) const CHECKPOINT: &str = "read_models";
@@ -29,6 +29,13 @@ pub(crate) const CHECKPOINT: &str = "read_models";
 /// rewrites the index pages it touches, so fewer, larger ones write far less), small enough that
 /// a catch-up holds the write lock for a fraction of a second.
 const BATCH: i64 = 10_000;
+
+/// Events applied per transaction by a rebuild. The read models are being made from nothing
+/// (and the server shows them empty meanwhile), so holding the write lock longer costs no one
+/// a wait that matters, and each commit rewrites the pages it touched once for five times the
+/// events. Measured on the 1,350,011-event bench database, with a 2 GiB cache: 10,000 per
+/// transaction rebuilt in 118 s, 50,000 in 78 s.
+const REBUILD_BATCH: i64 = 50_000;
 
 /// How long a long catch-up waits for a second connection to read ahead on.
 const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -150,7 +157,7 @@ impl Projector {
         // Every ticket issued by now was taken after its events were committed, and the
         // catch-up below reads the log after this point: it covers them all.
         let covers = self.issued.load(Ordering::Acquire);
-        let applied = self.catch_up_locked(guard, &mut |_| {}).await?;
+        let applied = self.catch_up_locked(guard, &mut |_| {}, BATCH).await?;
         self.served.fetch_max(covers, Ordering::AcqRel);
         Ok(applied)
     }
@@ -176,7 +183,7 @@ impl Projector {
         mut progress: impl FnMut(u64) + Send,
     ) -> Result<u64, ProjectionError> {
         let guard = self.running.lock().await;
-        self.catch_up_locked(guard, &mut progress).await
+        self.catch_up_locked(guard, &mut progress, BATCH).await
     }
 
     /// The catch-up, by the holder of `running`.
@@ -184,6 +191,7 @@ impl Projector {
         &self,
         _only_one_catch_up_per_process: tokio::sync::MutexGuard<'_, ()>,
         progress: &mut (impl FnMut(u64) + Send),
+        batch: i64,
     ) -> Result<u64, ProjectionError> {
         // One connection for the whole catch-up: reads and writes share its page cache, which
         // stays warm from batch to batch (a pooled connection that another one wrote behind
@@ -196,14 +204,14 @@ impl Projector {
         sqlx::query("PRAGMA synchronous = NORMAL")
             .execute(&mut *conn)
             .await?;
-        let result = self.apply_pending(&mut conn, progress).await;
+        let result = self.apply_pending(&mut conn, progress, batch).await;
         // The connection goes back to the pool, where commands use it: durable again, and
         // with a pooled connection's cache if a long catch-up enlarged it (shrinking frees the
         // pages; doing it after every catch-up emptied the cache each time, measured by perf).
         sqlx::query("PRAGMA synchronous = FULL")
             .execute(&mut *conn)
             .await?;
-        if matches!(result, Ok(applied) if applied >= BATCH as u64) || result.is_err() {
+        if matches!(result, Ok(applied) if applied >= batch as u64) || result.is_err() {
             sqlx::query(&format!("PRAGMA cache_size = {POOL_CACHE_SIZE}"))
                 .execute(&mut *conn)
                 .await?;
@@ -221,6 +229,7 @@ impl Projector {
         &self,
         conn: &mut SqliteConnection,
         progress: &mut (impl FnMut(u64) + Send),
+        batch: i64,
     ) -> Result<u64, ProjectionError> {
         let mut applied = 0;
         let mut reader = None;
@@ -234,27 +243,39 @@ impl Projector {
                     .await?;
             let events = match ahead.take() {
                 Some((after, events)) if after == position => events,
-                _ => self.log.read_after_on(conn, position, BATCH).await?,
+                _ => self.log.read_after_on(conn, position, batch).await?,
             };
             let Some(last) = events.last().map(|event| event.position) else {
                 return Ok(applied);
             };
             // A short batch was the end of the log when it was read; what was committed
             // since is for the next catch-up (its writer holds a ticket for it).
-            let more = events.len() == BATCH as usize;
+            let more = events.len() == batch as usize;
             if more && reader.is_none() {
                 reader = Some(self.reader().await?);
             }
-            let moved = match reader.as_mut().and_then(Option::as_mut) {
-                Some(reader) if more => {
-                    let (moved, next) = tokio::join!(
-                        self.apply_batch(conn, position, &events),
-                        self.log.read_after_on(reader, last, BATCH)
-                    );
+            let moved = match reader.take() {
+                Some(Some(mut connection)) if more => {
+                    // A task of its own, so that opening the next batch (decrypting and
+                    // parsing it) runs on the other core while this one applies the batch.
+                    let log = self.log.clone();
+                    let read_ahead = tokio::spawn(async move {
+                        let next = log.read_after_on(&mut connection, last, batch).await;
+                        (connection, next)
+                    });
+                    let moved = self.apply_batch(conn, position, &events).await;
+                    let (connection, next) = match read_ahead.await {
+                        Ok(done) => done,
+                        Err(failure) => std::panic::resume_unwind(failure.into_panic()),
+                    };
+                    reader = Some(Some(connection));
                     ahead = Some((last, next?));
                     moved?
                 }
-                _ => self.apply_batch(conn, position, &events).await?,
+                other => {
+                    reader = other;
+                    self.apply_batch(conn, position, &events).await?
+                }
             };
             if !moved {
                 // Another process applied these events first; read again from its checkpoint.
@@ -265,7 +286,7 @@ impl Projector {
             if !more {
                 return Ok(applied);
             }
-            if applied == BATCH as u64 {
+            if applied == batch as u64 {
                 // A long catch-up (a rebuild, a start after downtime) reads and rewrites
                 // read-model pages all over the file: give it a larger cache while it runs.
                 sqlx::query(&format!("PRAGMA cache_size = {CATCH_UP_CACHE_SIZE}"))
@@ -324,15 +345,22 @@ impl Projector {
         Ok(true)
     }
 
-    /// Empties every read model, resets the checkpoint and replays the whole log.
-    pub async fn rebuild(&self, progress: impl FnMut(u64) + Send) -> Result<u64, ProjectionError> {
+    /// Empties every read model, resets the checkpoint and replays the whole log, with the
+    /// big tables' secondary indexes dropped meanwhile and made again at the end
+    /// ([`deferred_indexes`]).
+    pub async fn rebuild(
+        &self,
+        mut progress: impl FnMut(u64) + Send,
+    ) -> Result<u64, ProjectionError> {
+        let running = self.running.lock().await;
         {
-            let _no_catch_up_meanwhile = self.running.lock().await;
             let mut tx = self.pool.begin().await?;
             sqlx::query("UPDATE projection_checkpoints SET position = 0 WHERE name = ?")
                 .bind(CHECKPOINT)
                 .execute(&mut *tx)
                 .await?;
+            // Dropped before the rows go: emptying them would first rewrite every index page.
+            deferred_indexes::defer(&mut tx).await?;
             for table in read_model_tables() {
                 sqlx::query(&format!("DELETE FROM {table}"))
                     .execute(&mut *tx)
@@ -340,7 +368,11 @@ impl Projector {
             }
             tx.commit().await?;
         }
-        self.catch_up_with_progress(progress).await
+        let applied = self
+            .catch_up_locked(running, &mut progress, REBUILD_BATCH)
+            .await?;
+        deferred_indexes::restore_all(&self.pool).await?;
+        Ok(applied)
     }
 
     /// Rebuilds the read model `name` alone: every read model is rebuilt from the log in a
@@ -452,8 +484,13 @@ impl Projector {
         sqlx::query("DETACH DATABASE live")
             .execute(&scratch)
             .await?;
-        Projector::new(EventLog::new(scratch.clone(), self.log.keyring().clone()))
-            .catch_up()
+        // Replayed as a rebuild, without the deferred indexes; they are not made again: the
+        // scratch tables are only compared or copied whole, then dropped with the file.
+        deferred_indexes::defer(&mut *scratch.acquire().await?).await?;
+        let projector = Projector::new(EventLog::new(scratch.clone(), self.log.keyring().clone()));
+        let running = projector.running.lock().await;
+        projector
+            .catch_up_locked(running, &mut |_| {}, REBUILD_BATCH)
             .await?;
         Ok((scratch, position))
     }
@@ -560,6 +597,8 @@ async fn apply(
     if is_user && event.event_type == USER_ERASED {
         // The erasure reads and rewrites rows the batch may still hold back: write them first.
         pending.flush(conn).await?;
+        // It finds a person's rows through the indexes a rebuild defers: make them first.
+        deferred_indexes::restore(conn).await?;
         cvs::forget_prefetched(&mut pending.cvs);
         erase(conn, &mut pending.analytics, &event.aggregate_id).await?;
         analytics::count_event(&mut pending.analytics, event, &metadata);

@@ -614,6 +614,75 @@ async fn a_rebuild_gives_the_same_rows_as_the_live_tables() {
     );
 }
 
+/// Every index of the schema with its definition, by name.
+async fn indexes(pool: &SqlitePool) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL
+          ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_rebuild_makes_again_every_index_it_dropped_and_forgets_them() {
+    // Arrange
+    let db = TestDb::new().await;
+    let projector = Projector::new(db.log.clone());
+    db.varied_history().await;
+    projector.catch_up().await.unwrap();
+    let before = indexes(&db.pool).await;
+
+    // Act
+    projector.rebuild(|_| {}).await.unwrap();
+
+    // Assert
+    assert!(before.iter().any(|(name, _)| name == "audit_log_by_actor"));
+    assert_eq!(indexes(&db.pool).await, before);
+    let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deferred_indexes")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 0);
+}
+
+#[tokio::test]
+async fn indexes_an_interrupted_rebuild_dropped_are_made_at_the_next_open() {
+    // Arrange: a rebuild that stopped after dropping an index (its row records it).
+    let db = TestDb::new().await;
+    let before = indexes(&db.pool).await;
+    let (name, sql) = before
+        .iter()
+        .find(|(name, _)| name == "audit_log_by_aggregate")
+        .cloned()
+        .expect("the trail is indexed by aggregate");
+    let mut tx = db.pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO deferred_indexes (name, sql) VALUES (?, ?)")
+        .bind(&name)
+        .bind(&sql)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP INDEX {name}"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_ne!(indexes(&db.pool).await, before);
+
+    // Act
+    let reopened = database::open(&db.dir.path().join("cvm.db")).await.unwrap();
+
+    // Assert
+    assert_eq!(indexes(&reopened).await, before);
+    let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deferred_indexes")
+        .fetch_one(&reopened)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 0);
+}
+
 #[tokio::test]
 async fn a_rebuild_restores_a_tampered_table() {
     // Arrange
