@@ -477,10 +477,25 @@ pub async fn seed(core: &Core, plan: SeedPlan) -> anyhow::Result<SeedReport> {
         "events decided"
     );
     claims::claim_all(&core.pool, &claims_to_take).await?;
+    // Each batch is sealed here while the one before it is written on a task of its own: the
+    // sealing (CPU) and the inserts (SQLite's worker thread) overlap on the two cores.
     let mut appender = BulkAppender::new(core.log.clone());
-    let events: Vec<SerializedEvent> = timeline.events.into_iter().map(|(_, e)| e).collect();
-    for batch in events.chunks(BATCH) {
-        appender.append(batch).await?;
+    let mut events = timeline.events.into_iter().map(|(_, event)| event);
+    let mut writing: Option<tokio::task::JoinHandle<Result<(), sqlx::Error>>> = None;
+    loop {
+        let batch: Vec<SerializedEvent> = events.by_ref().take(BATCH).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let sealed = appender.seal(batch);
+        if let Some(previous) = writing.take() {
+            previous.await??;
+        }
+        let log = appender.log().clone();
+        writing = Some(tokio::spawn(async move { sealed.write(&log).await }));
+    }
+    if let Some(last) = writing {
+        last.await??;
     }
     let write_seconds = started.elapsed().as_secs_f64();
     let projecting = Instant::now();
