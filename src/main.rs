@@ -11,12 +11,19 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // A rebuild and a seed run statements that take seconds by design (emptying the read
+    // models, making the indexes a rebuild deferred): sqlx's slow-statement warnings about
+    // them would only alarm. RUST_LOG, when set, decides as usual.
+    let default_filter = match cli.command {
+        Some(Command::RebuildProjections(_) | Command::Seed(_)) => "info,sqlx::query=error",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .init();
-    let cli = Cli::parse();
     match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(config)) => serve(*config).await,
