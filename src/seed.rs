@@ -367,8 +367,92 @@ pub async fn seed(core: &Core, plan: SeedPlan) -> anyhow::Result<SeedReport> {
     }
 
     let span_seconds = span.whole_seconds().max(7_200);
+    // The users are decided in two halves at once (the aggregates are independent), each with
+    // its own reproducible choices; the log is put in time order below.
+    let half = plan.users / 2;
+    let parts = [(1, half), (half + 1, plan.users)].map(|(first, last)| {
+        let services = user_services.clone();
+        // A well-mixed start of its own: SplitMix64 streams whose starts differ by a multiple
+        // of its step are the same stream shifted (and would repeat each other's ids).
+        let rng = Rng(Rng(plan.seed.wrapping_add(first << 32)).next());
+        tokio::spawn(decide_users(
+            first..=last,
+            rng,
+            plan,
+            (start, now, span_seconds),
+            services,
+        ))
+    });
     let mut cvs = 0;
-    for n in 1..=plan.users {
+    for part in parts {
+        let decided = part.await??;
+        timeline.events.extend(decided.timeline.events);
+        claims_to_take.extend(decided.claims);
+        cvs += decided.cvs;
+    }
+
+    // The log in time order (a stable sort keeps each aggregate's events in sequence).
+    timeline.events.sort_by_key(|(at, _)| *at);
+    let total = timeline.events.len() as u64;
+    tracing::info!(
+        events = total,
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        "events decided"
+    );
+    claims::claim_all(&core.pool, &claims_to_take).await?;
+    // Each batch is sealed here while the one before it is written on a task of its own: the
+    // sealing (CPU) and the inserts (SQLite's worker thread) overlap on the two cores.
+    let mut appender = BulkAppender::new(core.log.clone());
+    let mut events = timeline.events.into_iter().map(|(_, event)| event);
+    let mut writing: Option<tokio::task::JoinHandle<Result<(), sqlx::Error>>> = None;
+    loop {
+        let batch: Vec<SerializedEvent> = events.by_ref().take(BATCH).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let sealed = appender.seal(batch);
+        if let Some(previous) = writing.take() {
+            previous.await??;
+        }
+        let log = appender.log().clone();
+        writing = Some(tokio::spawn(async move { sealed.write(&log).await }));
+    }
+    if let Some(last) = writing {
+        last.await??;
+    }
+    let write_seconds = started.elapsed().as_secs_f64();
+    let projecting = Instant::now();
+    // The read models are empty: build them as a rebuild does, with the big tables' secondary
+    // indexes made once at the end (the same events applied by the same code as a catch-up).
+    core.projector.rebuild(|_| {}).await?;
+    Ok(SeedReport {
+        users: plan.users + 1,
+        cvs,
+        events: total,
+        write_seconds,
+        project_seconds: projecting.elapsed().as_secs_f64(),
+    })
+}
+
+/// What deciding a range of users produced.
+struct Decided {
+    timeline: Timeline,
+    claims: Vec<(ClaimKind, String, String)>,
+    cvs: u64,
+}
+
+/// Decides the users numbered `users`: their sign-ups, profiles, CVs and logins.
+async fn decide_users(
+    users: std::ops::RangeInclusive<u64>,
+    mut rng: Rng,
+    plan: SeedPlan,
+    (start, now, span_seconds): (OffsetDateTime, OffsetDateTime, i64),
+    user_services: UserServices,
+) -> anyhow::Result<Decided> {
+    let mut timeline = Timeline { events: Vec::new() };
+    let mut claims_to_take = Vec::new();
+    let mut cvs = 0;
+    for n in users {
         let id = rng.uuid();
         let name = format!("user{n:06}");
         let email = format!("{name}@example.com");
@@ -467,47 +551,10 @@ pub async fn seed(core: &Core, plan: SeedPlan) -> anyhow::Result<SeedReport> {
             .await?;
         }
     }
-
-    // The log in time order (a stable sort keeps each aggregate's events in sequence).
-    timeline.events.sort_by_key(|(at, _)| *at);
-    let total = timeline.events.len() as u64;
-    tracing::info!(
-        events = total,
-        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
-        "events decided"
-    );
-    claims::claim_all(&core.pool, &claims_to_take).await?;
-    // Each batch is sealed here while the one before it is written on a task of its own: the
-    // sealing (CPU) and the inserts (SQLite's worker thread) overlap on the two cores.
-    let mut appender = BulkAppender::new(core.log.clone());
-    let mut events = timeline.events.into_iter().map(|(_, event)| event);
-    let mut writing: Option<tokio::task::JoinHandle<Result<(), sqlx::Error>>> = None;
-    loop {
-        let batch: Vec<SerializedEvent> = events.by_ref().take(BATCH).collect();
-        if batch.is_empty() {
-            break;
-        }
-        let sealed = appender.seal(batch);
-        if let Some(previous) = writing.take() {
-            previous.await??;
-        }
-        let log = appender.log().clone();
-        writing = Some(tokio::spawn(async move { sealed.write(&log).await }));
-    }
-    if let Some(last) = writing {
-        last.await??;
-    }
-    let write_seconds = started.elapsed().as_secs_f64();
-    let projecting = Instant::now();
-    // The read models are empty: build them as a rebuild does, with the big tables' secondary
-    // indexes made once at the end (the same events applied by the same code as a catch-up).
-    core.projector.rebuild(|_| {}).await?;
-    Ok(SeedReport {
-        users: plan.users + 1,
+    Ok(Decided {
+        timeline,
+        claims: claims_to_take,
         cvs,
-        events: total,
-        write_seconds,
-        project_seconds: projecting.elapsed().as_secs_f64(),
     })
 }
 
