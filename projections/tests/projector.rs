@@ -625,6 +625,14 @@ async fn indexes(pool: &SqlitePool) -> Vec<(String, String)> {
     .unwrap()
 }
 
+/// How many dropped indexes are recorded as still to be made again.
+async fn deferred_index_rows(pool: &SqlitePool) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM deferred_indexes")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_rebuild_makes_again_every_index_it_dropped_and_forgets_them() {
     // Arrange
@@ -640,11 +648,7 @@ async fn a_rebuild_makes_again_every_index_it_dropped_and_forgets_them() {
     // Assert
     assert!(before.iter().any(|(name, _)| name == "audit_log_by_actor"));
     assert_eq!(indexes(&db.pool).await, before);
-    let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deferred_indexes")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    assert_eq!(recorded, 0);
+    assert_eq!(deferred_index_rows(&db.pool).await, 0);
 }
 
 #[tokio::test]
@@ -676,11 +680,7 @@ async fn indexes_an_interrupted_rebuild_dropped_are_made_at_the_next_open() {
 
     // Assert
     assert_eq!(indexes(&reopened).await, before);
-    let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deferred_indexes")
-        .fetch_one(&reopened)
-        .await
-        .unwrap();
-    assert_eq!(recorded, 0);
+    assert_eq!(deferred_index_rows(&reopened).await, 0);
 }
 
 #[tokio::test]
