@@ -51,6 +51,7 @@ pub enum CommandError<E: std::error::Error> {
 
 /// Executes commands and keeps the read models in step.
 pub struct CommandBus {
+    log: EventLog,
     users: PersistedEventStore<EventLog, User>,
     cvs: PersistedEventStore<EventLog, Cv>,
     user_cache: AggregateCache<User>,
@@ -65,7 +66,8 @@ impl CommandBus {
     pub fn new(log: EventLog, user_services: UserServices, projector: Arc<Projector>) -> Self {
         Self {
             users: PersistedEventStore::new_event_store(log.clone()),
-            cvs: PersistedEventStore::new_event_store(log),
+            cvs: PersistedEventStore::new_event_store(log.clone()),
+            log,
             user_cache: AggregateCache::new(aggregate_cache::CAPACITY),
             cv_cache: AggregateCache::new(aggregate_cache::CAPACITY),
             user_services,
@@ -94,6 +96,7 @@ impl CommandBus {
             let events = {
                 let _turn = bus.turns.take(id).await;
                 execute(
+                    &bus.log,
                     &bus.users,
                     &bus.user_cache,
                     &bus.user_services,
@@ -121,7 +124,16 @@ impl CommandBus {
         to_the_end(async move {
             let events = {
                 let _turn = bus.turns.take(id).await;
-                execute(&bus.cvs, &bus.cv_cache, &(), id, command, &metadata).await?
+                execute(
+                    &bus.log,
+                    &bus.cvs,
+                    &bus.cv_cache,
+                    &(),
+                    id,
+                    command,
+                    &metadata,
+                )
+                .await?
             };
             bus.bring_read_models_up_to_date().await?;
             Ok(events)
@@ -161,6 +173,7 @@ impl CommandBus {
 /// Decides `command` on the aggregate's state (cached, else loaded from the log) and appends
 /// what it decided; re-runs on fresh state when the append finds the aggregate moved on.
 async fn execute<A>(
+    log: &EventLog,
     store: &PersistedEventStore<EventLog, A>,
     cache: &AggregateCache<A>,
     services: &A::Services,
@@ -179,7 +192,11 @@ where
         let from_cache = cached.is_some();
         let mut context = match cached {
             Some(context) => context,
-            None => store.load_aggregate(&id).await.map_err(infrastructure)?,
+            // Replayed a page at a time (cqrs-es' `load_aggregate` holds the whole history).
+            None => log
+                .replay::<A>(&id)
+                .await
+                .map_err(|error| CommandError::Infrastructure(error.into()))?,
         };
         let sink = EventSink::default();
         let decided = context

@@ -191,3 +191,87 @@ async fn a_command_whose_caller_gives_up_still_completes_and_reaches_the_read_mo
     .unwrap();
     assert_eq!(version_in_log(&app, id).await as u64, version + 1);
 }
+
+/// What cqrs-es' own loader makes of the log: the whole history at once.
+async fn loaded_whole(core: &Core, id: Uuid) -> (serde_json::Value, usize) {
+    use cqrs_es::persist::PersistedEventStore;
+    use cqrs_es::EventStore;
+    let store = PersistedEventStore::<_, domain::Cv>::new_event_store(core.log.clone());
+    let context = store.load_aggregate(&id.to_string()).await.unwrap();
+    (
+        serde_json::to_value(&context.aggregate).unwrap(),
+        context.current_sequence,
+    )
+}
+
+async fn replayed(core: &Core, id: Uuid) -> (serde_json::Value, usize) {
+    let context = core
+        .log
+        .replay::<domain::Cv>(&id.to_string())
+        .await
+        .unwrap();
+    (
+        serde_json::to_value(&context.aggregate).unwrap(),
+        context.current_sequence,
+    )
+}
+
+#[tokio::test]
+async fn a_history_of_several_replay_pages_loads_as_the_whole_history_does() {
+    use projections::event_log::REPLAY_PAGE;
+    let (app, other, owner, id) = a_cached_cv().await;
+    let metadata = EventMetadata::now("test");
+    let page = REPLAY_PAGE as u64;
+    // Exactly two pages, then two pages and a few events.
+    for last in [2 * page, 2 * page + 5] {
+        let now = version_in_log(&app, id).await as u64;
+        for version in now..last {
+            app.core
+                .cvs
+                .execute(
+                    id,
+                    update(owner, version, &format!("edit {version}")),
+                    &metadata,
+                )
+                .await
+                .unwrap();
+        }
+        let (state, sequence) = replayed(&other, id).await;
+        assert_eq!(sequence as u64, last);
+        assert_eq!((state, sequence), loaded_whole(&other, id).await);
+    }
+    // The second core has nothing cached: its command is decided on the replayed state.
+    other
+        .cvs
+        .execute(id, update(owner, 2 * page + 5, "replayed"), &metadata)
+        .await
+        .unwrap();
+    assert_eq!(version_in_log(&app, id).await as u64, 2 * page + 6);
+    let refused = other
+        .cvs
+        .execute(id, update(owner, 2 * page, "stale"), &metadata)
+        .await;
+    assert!(refused.is_err(), "a stale version is refused: {refused:?}");
+}
+
+#[tokio::test]
+async fn an_erased_persons_aggregate_replays_as_no_history() {
+    let (app, _other, owner, id) = a_cached_cv().await;
+    let user = projections::users::find_by_id(app.pool(), owner)
+        .await
+        .unwrap()
+        .unwrap();
+    app.core
+        .privacy
+        .erase(&user, None, &EventMetadata::now("test"))
+        .await
+        .unwrap();
+    let (state, sequence) = replayed(&app.core, id).await;
+    assert_eq!(sequence, 0);
+    assert_eq!(
+        state,
+        serde_json::to_value(domain::Cv::default()).unwrap(),
+        "nothing of the erased CV is replayed"
+    );
+    assert_eq!((state, sequence), loaded_whole(&app.core, id).await);
+}

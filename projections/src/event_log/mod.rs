@@ -24,7 +24,8 @@ use std::sync::Arc;
 use chacha20poly1305::aead::Generate;
 use chacha20poly1305::Key;
 use cqrs_es::persist::{
-    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+    EventStoreAggregateContext, PersistedEventRepository, PersistenceError, ReplayStream,
+    SerializedEvent, SerializedSnapshot,
 };
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
@@ -725,6 +726,79 @@ fn persistence_error(error: sqlx::Error) -> PersistenceError {
 #[derive(Debug, thiserror::Error)]
 #[error("the person this record is about was erased")]
 pub struct SubjectErased;
+
+/// Events an aggregate is replayed from per read ([`EventLog::replay`]).
+pub const REPLAY_PAGE: i64 = 256;
+
+impl EventLog {
+    /// The state of aggregate `aggregate_id` and the sequence of its last event, replayed from
+    /// the log [`REPLAY_PAGE`] events at a time, each page dropped once applied: what cqrs-es'
+    /// `load_aggregate` gives, without the whole opened history in memory at once (32 edits on
+    /// CVs of ~2,600 events each, loaded together, took the server from 48 to 240 MB).
+    /// An erased person's aggregate is the default state at sequence 0, as cqrs-es would load
+    /// it from no events (a command on it then fails to append).
+    pub async fn replay<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<EventStoreAggregateContext<A>, PersistenceError> {
+        let mut aggregate = A::default();
+        let mut sequence = 0;
+        loop {
+            let page = self
+                .read_aggregate_page(A::TYPE, aggregate_id, sequence, REPLAY_PAGE)
+                .await
+                .map_err(persistence_error)?;
+            if page.iter().any(|event| event.erased) {
+                aggregate = A::default();
+                sequence = 0;
+                break;
+            }
+            let full = page.len() as i64 == REPLAY_PAGE;
+            for event in page {
+                sequence = event.sequence;
+                let event: A::Event = serde_json::from_value(event.payload)
+                    .map_err(|error| PersistenceError::DeserializationError(Box::new(error)))?;
+                aggregate.apply(event);
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(EventStoreAggregateContext {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate,
+            current_sequence: sequence.max(0) as usize,
+            current_snapshot: None,
+        })
+    }
+
+    /// Up to `limit` events of one aggregate after `after_sequence`, oldest first.
+    pub async fn read_aggregate_page(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after_sequence: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        self.read(
+            &mut conn,
+            sqlx::query(event_rows!(
+                "SELECT rowid AS position, aggregate_type, aggregate_id, sequence, event_type,
+                        event_version, payload, metadata
+                   FROM events
+                  WHERE aggregate_type = ? AND aggregate_id = ? AND sequence > ?
+                  ORDER BY sequence
+                  LIMIT ?"
+            ))
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .bind(after_sequence)
+            .bind(limit),
+        )
+        .await
+    }
+}
 
 impl EventLog {
     /// The events of `aggregate_id` as cqrs-es wants them; none for an erased person, whose
