@@ -259,6 +259,7 @@ const SESSIONS_CACHED: u64 = 10_000;
 /// directly (no socket).
 pub async fn build_router(config: ServeConfig) -> anyhow::Result<(Router, Core, SqliteStore)> {
     let core = Core::open(&config.data, CoreOptions::from(&config)).await?;
+    projections::database::limit_page_caches(&core.pool).await?;
     let session_pool = projections::database::open_sessions(&config.data.sessions_path())
         .await
         .context("cannot open the sessions database")?;

@@ -43,8 +43,32 @@ pub const POOL_CACHE_SIZE: &str = "-8192";
 /// pages that do not fit are spilled to the WAL mid-batch and written again at the commit.
 /// Only a catch-up longer than one batch (a rebuild, a start after downtime) raises it, and
 /// it drops back to [`POOL_CACHE_SIZE`] afterwards. Measured on a 10,000-user log (135k
-/// events, 233 MB file): 64 MiB rebuilt 5,539 events/s, 256 MiB 13,841 events/s.
+/// events, 233 MB file): 64 MiB rebuilt 5,539 events/s, 256 MiB 13,841 events/s. In the
+/// server, [`SERVER_SQLITE_HEAP`] caps it with the rest (only the start's catch-up runs first).
 pub const CATCH_UP_CACHE_SIZE: &str = "-262144";
+
+/// The server's budget for SQLite's memory in the whole process, shared by every connection's
+/// page cache ([`limit_page_caches`]).
+///
+/// Each pooled connection may cache [`POOL_CACHE_SIZE`], but a write by one connection makes
+/// every other one drop its cache at its next read and fill it again, so under durable edits
+/// all eight held copies of the same hot pages. Measured under bench/ on the aged 100,000-user
+/// database (its benchmark CVs ~2,000 events each), cv_edit 1 × 10 s, two rounds: no limit
+/// peaked at 158 and 165 MB (VmHWM) with 1,137 and 846 edits/s; 48 MiB at 128 and 134 MB;
+/// 32 MiB at 122 and 116 MB with 1,286 and 1,089 edits/s; 24 MiB at 112 and 113 MB. The CV
+/// page, CV list and filtered audit trail served as fast with 32 MiB as without.
+pub const SERVER_SQLITE_HEAP: i64 = 32 << 20;
+
+/// Caps what SQLite holds in this process at [`SERVER_SQLITE_HEAP`]. It is a soft limit:
+/// beyond it a connection's page cache recycles its own least recently used pages instead of
+/// growing. The limit is process-wide (`sqlite3_soft_heap_limit64`), so the server sets it
+/// once it has caught up at start; the CLI does not, and a rebuild keeps its large cache.
+pub async fn limit_page_caches(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("PRAGMA soft_heap_limit = {SERVER_SQLITE_HEAP}"))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
 
 /// Whether a pool pings a connection before lending it: not for SQLite. A connection to a
 /// local file does not go stale, and the ping is a round trip to the connection's worker

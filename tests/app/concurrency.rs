@@ -1331,3 +1331,21 @@ async fn check_log_and_read_models(
         "read models differ from a rebuild: {differences:?}"
     );
 }
+
+/// Under load every connection's page cache would fill with its own copy of the hot pages: the
+/// server caps SQLite's memory in the whole process (`PRAGMA soft_heap_limit`) once it runs.
+#[tokio::test]
+async fn the_server_caps_sqlites_memory_for_every_connection() {
+    let app = TestApp::spawn().await;
+    let mut connections = Vec::new();
+    for _ in 0..3 {
+        connections.push(app.pool().acquire().await.unwrap());
+    }
+    for connection in &mut connections {
+        let limit: i64 = sqlx::query_scalar("PRAGMA soft_heap_limit")
+            .fetch_one(&mut **connection)
+            .await
+            .unwrap();
+        assert_eq!(limit, projections::database::SERVER_SQLITE_HEAP);
+    }
+}
