@@ -260,6 +260,19 @@ impl EventLog {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        // Sequences start at 1; SQLite reads a negative LIMIT as none.
+        self.read_aggregate_page(aggregate_type, aggregate_id, 0, -1)
+            .await
+    }
+
+    /// Up to `limit` events of one aggregate after `after_sequence`, oldest first.
+    pub async fn read_aggregate_page(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after_sequence: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
         self.read(
             &mut conn,
@@ -267,10 +280,14 @@ impl EventLog {
                 "SELECT rowid AS position, aggregate_type, aggregate_id, sequence, event_type,
                         event_version, payload, metadata
                    FROM events
-                  WHERE aggregate_type = ? AND aggregate_id = ?"
+                  WHERE aggregate_type = ? AND aggregate_id = ? AND sequence > ?
+                  ORDER BY sequence
+                  LIMIT ?"
             ))
             .bind(aggregate_type)
-            .bind(aggregate_id),
+            .bind(aggregate_id)
+            .bind(after_sequence)
+            .bind(limit),
         )
         .await
     }
@@ -770,33 +787,6 @@ impl EventLog {
             current_sequence: sequence.max(0) as usize,
             current_snapshot: None,
         })
-    }
-
-    /// Up to `limit` events of one aggregate after `after_sequence`, oldest first.
-    pub async fn read_aggregate_page(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        after_sequence: i64,
-        limit: i64,
-    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        self.read(
-            &mut conn,
-            sqlx::query(event_rows!(
-                "SELECT rowid AS position, aggregate_type, aggregate_id, sequence, event_type,
-                        event_version, payload, metadata
-                   FROM events
-                  WHERE aggregate_type = ? AND aggregate_id = ? AND sequence > ?
-                  ORDER BY sequence
-                  LIMIT ?"
-            ))
-            .bind(aggregate_type)
-            .bind(aggregate_id)
-            .bind(after_sequence)
-            .bind(limit),
-        )
-        .await
     }
 }
 
