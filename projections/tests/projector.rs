@@ -1029,6 +1029,32 @@ async fn a_corrupt_event_stops_catch_up_with_a_clear_error() {
 }
 
 #[tokio::test]
+async fn a_payload_that_is_not_json_stops_catch_up_rather_than_vanishing() {
+    // The stored text goes into the read query's JSON arrays as it is: text that is not JSON
+    // must fail the read, not drop the event or its neighbours.
+    for payload in ["", r#"{"Registered": "#, "not json"] {
+        // Arrange
+        let db = TestDb::new().await;
+        let projector = Projector::new(db.log.clone());
+        let alice = db.register("alice", "alice@example.com").await;
+        projector.catch_up().await.unwrap();
+        let checkpoint_before = projector.checkpoint().await.unwrap();
+        let broken = db.insert_raw_event("User", "UserRegistered", payload).await;
+        let bob = db.register("bob", "bob@example.com").await;
+
+        // Act
+        let result = projector.catch_up().await;
+
+        // Assert
+        assert!(result.is_err(), "payload {payload:?}: {result:?}");
+        assert_eq!(projector.checkpoint().await.unwrap(), checkpoint_before);
+        assert!(checkpoint_before < broken);
+        assert_eq!(db.row(bob).await, None, "payload {payload:?}");
+        assert!(db.row(alice).await.is_some());
+    }
+}
+
+#[tokio::test]
 async fn events_of_unknown_aggregate_types_are_skipped() {
     // Arrange
     let db = TestDb::new().await;
