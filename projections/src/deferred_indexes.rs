@@ -75,8 +75,24 @@ pub(crate) async fn restore(conn: &mut SqliteConnection) -> Result<u64, sqlx::Er
 
 /// [`restore`] in a transaction of its own on a connection of `pool` (at open, after a rebuild).
 pub async fn restore_all(pool: &sqlx::SqlitePool) -> Result<u64, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    // Making an index is mostly sorting the table's keys, which SQLite can spread over helper
+    // threads; it uses none unless asked. Only while the indexes are made: the connection
+    // goes back to the pool, whose sorts stay on one thread.
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    sqlx::query(&format!("PRAGMA threads = {}", threads.min(4)))
+        .execute(&mut *conn)
+        .await?;
+    let made = restore_in_own_transaction(&mut conn).await;
+    sqlx::query("PRAGMA threads = 0")
+        .execute(&mut *conn)
+        .await?;
+    made
+}
+
+async fn restore_in_own_transaction(conn: &mut SqliteConnection) -> Result<u64, sqlx::Error> {
     // A write transaction from the start: two processes restoring at once queue for the lock.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await?;
     let made = restore(&mut tx).await?;
     tx.commit().await?;
     Ok(made)

@@ -649,6 +649,18 @@ async fn a_rebuild_makes_again_every_index_it_dropped_and_forgets_them() {
     assert!(before.iter().any(|(name, _)| name == "audit_log_by_actor"));
     assert_eq!(indexes(&db.pool).await, before);
     assert_eq!(deferred_index_rows(&db.pool).await, 0);
+    // The indexes were sorted on helper threads; no pooled connection keeps them.
+    let mut connections = Vec::new();
+    for _ in 0..db.pool.size() {
+        connections.push(db.pool.acquire().await.unwrap());
+    }
+    for connection in &mut connections {
+        let threads: i64 = sqlx::query_scalar("PRAGMA threads")
+            .fetch_one(&mut **connection)
+            .await
+            .unwrap();
+        assert_eq!(threads, 0);
+    }
 }
 
 #[tokio::test]
